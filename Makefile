@@ -1,0 +1,47 @@
+# tinyml-labkit: two commands on a fresh machine with Python 3.11:
+#   make report   -> creates .venv if missing, installs, runs the quick report on offline data
+#   make test     -> same bootstrap, runs the test suite
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.labkit-installed
+PROFILE ?= quick
+ONLY   ?=
+PYTEST_ARGS ?=
+
+export TF_CPP_MIN_LOG_LEVEL := 2
+export PYTHONUNBUFFERED := 1
+
+.PHONY: setup report report-smoke report-full test bench strip clean-reports
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11 ...'"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m labkit.cli warmup
+	touch $(STAMP)
+
+report: $(STAMP)
+	$(BIN)/labkit report --profile $(PROFILE) $(if $(ONLY),--only $(ONLY),)
+
+report-smoke:
+	$(MAKE) report PROFILE=smoke
+
+report-full:
+	$(MAKE) report PROFILE=full
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+strip: $(STAMP)
+	$(BIN)/nbstripout --keep-id notebooks/*.ipynb
+
+clean-reports:
+	find reports -mindepth 1 ! -name README.md -exec rm -rf {} +

@@ -1,0 +1,100 @@
+"""The ``labkit`` command line.
+
+    labkit report [--profile smoke|quick|full] [--only 01,03] [--output reports/] [--seed 0]
+    labkit data [--list | --fetch NAME | --synthetic N]
+    labkit info
+    labkit warmup
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import config
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from . import report
+
+    only = [s for s in (args.only or "").split(",") if s.strip()] or None
+    runs = report.run_report(args.profile, only=only, output=args.output, seed=args.seed, timeout=args.timeout)
+    return 0 if runs and all(r.status == "ok" for r in runs) else 1
+
+
+def _cmd_info(_: argparse.Namespace) -> int:
+    from . import results
+
+    for k, v in results.versions().items():
+        print(f"{k:32s} {v}")
+    print(f"{'data cache':32s} {config.data_dir()}")
+    print(f"{'reports':32s} {config.reports_dir()}")
+    print(f"{'shared data (developers only)':32s} {config.shared_data_dir() or 'absent'}")
+    return 0
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    from . import data
+
+    if args.fetch:
+        print(data.fetch(args.fetch))
+        return 0
+    if args.synthetic:
+        kws = data.load_kws("synthetic", per_word=args.synthetic, seed=args.seed)
+        print(kws.summary().to_string())
+        return 0
+    print(data.available().to_string(index=False))
+    return 0
+
+
+def _cmd_warmup(_: argparse.Namespace) -> int:
+    """One-off compilation work done at install time (librosa's numba kernels), so timings exclude it."""
+    import time
+
+    t0 = time.perf_counter()
+    try:
+        from . import features
+
+        features.warmup()
+    except (ImportError, AttributeError) as exc:  # features not available: nothing to warm
+        print(f"warmup skipped: {exc}")
+        return 0
+    print(f"warmup done in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``labkit``."""
+    parser = argparse.ArgumentParser(prog="labkit", description="tinyml-labkit command line")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("report", help="run the notebooks headless and build reports/")
+    p.add_argument("--profile", default="quick", choices=sorted(config.PROFILES),
+                   help="smoke: seconds per notebook (tests); quick: offline data, < 20 min; full: real datasets")
+    p.add_argument("--only", default=None, help="comma-separated notebook numbers or names, e.g. 01,03")
+    p.add_argument("--output", default=None, help="report folder (default: reports/ or $LABKIT_REPORTS)")
+    p.add_argument("--seed", type=int, default=None, help="override every notebook's SEED")
+    p.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("data", help="list, fetch or generate datasets")
+    p.add_argument("--fetch", metavar="NAME", help="download a registered dataset into the cache")
+    p.add_argument("--synthetic", type=int, metavar="N", help="generate the synthetic keyword set, N clips per word")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_data)
+
+    p = sub.add_parser("info", help="versions and folders")
+    p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("warmup", help="compile librosa's numba kernels once (run by `make setup`)")
+    p.set_defaults(func=_cmd_warmup)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``labkit`` console script."""
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
