@@ -1,0 +1,41 @@
+"""Datasets for the notebooks: one registry + ``fetch`` for downloads, loaders that return the same
+structure whatever the source (``load_kws`` -> :class:`KWSData`, ``load_weather`` -> DataFrame),
+and the offline synthetic keyword set (eSpeak NG).
+
+Nothing is read, downloaded or generated at import time.
+"""
+from __future__ import annotations
+
+from .audio import (
+    AudioError,
+    ChannelsError,
+    CorruptWavError,
+    EmptyFolderError,
+    NotAWavError,
+    SampleRateError,
+    SampleWidthError,
+    fix_length,
+    read_wav,
+    write_wav,
+)
+from .kws import KWSData, UnknownWordError, load_kws, speaker_id, which_set
+from .registry import (
+    DATASETS,
+    ChecksumError,
+    DatasetError,
+    DownloadError,
+    LayoutError,
+    UnsafeArchiveError,
+    available,
+    fetch,
+)
+from .synth import SynthError, synthetic_clips
+from .weather import Windows, load_weather, make_windows
+
+__all__ = [
+    "DATASETS", "AudioError", "ChannelsError", "ChecksumError", "CorruptWavError", "DatasetError",
+    "DownloadError", "EmptyFolderError", "KWSData", "LayoutError", "NotAWavError", "SampleRateError",
+    "SampleWidthError", "SynthError", "UnknownWordError", "UnsafeArchiveError", "Windows", "available",
+    "fetch", "fix_length", "load_kws", "load_weather", "make_windows", "read_wav", "speaker_id",
+    "synthetic_clips", "which_set", "write_wav",
+]
