@@ -66,55 +66,119 @@ def twin_series(frame, columns: list[str], *, title: str = "") -> tuple["matplot
 # Audio views (waveform / FFT / spectrogram / log-mel / MFCC) and preprocessing cost.
 # Used by notebook 01; they take arrays from labkit.features and never compute features.
 # --------------------------------------------------------------------------------------------
-def audio_views(views: "dict[str, object]", *, width: float = 16.0, row_height: float = 2.3) -> "plt.Figure":
-    """One row per clip (``{title: features.AudioViews}``), five panels side by side: waveform, whole-clip
-    FFT magnitude, linear spectrogram, log-mel spectrogram and MFCC. Used by notebook 01."""
+AUDIO_PANELS: tuple[str, ...] = ("waveform", "fft", "spectrogram", "logmel", "mfcc")
+"""The panels :func:`audio_views` can draw, left to right."""
+
+
+def _audio_panel(ax, v, panel: str, title: str) -> None:
+    """Draw one panel of one clip (few fixed ticks: tick and text layout dominate drawing time)."""
     import numpy as np
 
+    cfg, sr = v.cfg, v.sample_rate
+    duration = cfg.frame_step * (len(v.spectrogram_db) - 1) / sr + cfg.frame_length / sr
+    if panel == "waveform":
+        ax.plot(np.arange(len(v.waveform)) / sr, v.waveform, lw=0.5)
+        ax.set(title=f"{title}: waveform", xlabel="time (s)", ylim=(-1.0, 1.0), yticks=[-1, 0, 1],
+               xticks=np.linspace(0, len(v.waveform) / sr, 3).round(2))
+        return
+    if panel == "fft":
+        ax.plot(v.fft_freqs / 1000.0, v.fft_db, lw=0.5)
+        ax.set(title="FFT magnitude (dB)", xlabel="frequency (kHz)", ylim=(-80, 2), yticks=[-80, -40, 0],
+               xticks=np.linspace(0, sr / 2000.0, 5))
+        return
+    if panel == "spectrogram":
+        img, name, (lo, hi), ylabel, kw = v.spectrogram_db, "spectrogram (dB, -80..0)", (0, sr / 2000.0), "kHz", \
+            dict(vmin=-80, vmax=0, cmap="magma")
+        ticks = np.linspace(lo, hi, 3)
+    elif panel == "logmel":
+        n = v.log_mel.shape[1]
+        img, name, (lo, hi), ylabel, kw = v.log_mel, f"log-mel ({n} bins)", (0, n), "mel bin", dict(cmap="magma")
+        ticks = np.linspace(lo, hi, 3)
+    elif panel == "mfcc":
+        n = v.mfcc.shape[1]
+        # Colour range from c1.. (c0, the log-energy, is an order of magnitude larger and is clipped).
+        lim = float(np.abs(v.mfcc[:, 1:] if n > 1 else v.mfcc).max()) or 1.0
+        img, name, (lo, hi), ylabel, kw = v.mfcc, f"MFCC ({n} coeff., c0 clipped)", (-0.5, n - 0.5), \
+            "coefficient", dict(vmin=-lim, vmax=lim, cmap="coolwarm")
+        ticks = [0, (n - 1) // 2, n - 1]
+    else:
+        raise ValueError(f"unknown panel {panel!r}; choose from {AUDIO_PANELS}")
+    ax.imshow(img.T, origin="lower", aspect="auto", extent=(0, duration, lo, hi), interpolation="nearest", **kw)
+    label = f"{title}: {name}" if ax.get_subplotspec().colspan.start == 0 else name
+    ax.set(title=label, xlabel="time (s)", ylabel=ylabel, yticks=np.round(ticks, 1),
+           xticks=np.linspace(0, duration, 3).round(2))
+    ax.grid(False)
+
+
+def audio_views(views: "dict[str, object]", *, panels: "tuple[str, ...]" = AUDIO_PANELS, width: float = 15.0,
+                row_height: float = 2.1) -> "plt.Figure":
+    """One row per clip (``{title: features.AudioViews}``), panels side by side: by default waveform,
+    whole-clip FFT magnitude, linear spectrogram, log-mel spectrogram and MFCC (see
+    :data:`AUDIO_PANELS`). Used by notebook 01."""
     if not views:
         raise ValueError("audio_views needs at least one clip: {title: features.views(clip)}")
-    fig, axes = plt.subplots(len(views), 5, figsize=(width, row_height * len(views)), squeeze=False)
+    n = len(views)
+    fig, axes = plt.subplots(n, len(panels), figsize=(width * len(panels) / 5, row_height * n), squeeze=False)
+    # Fixed margins instead of tight_layout (which costs a full extra draw of up to ~50 axes).
+    fig.subplots_adjust(left=0.2 / len(panels), right=0.99, wspace=0.32, top=1 - 0.35 / (row_height * n),
+                        bottom=0.45 / (row_height * n), hspace=0.9)
     for row, (title, v) in zip(axes, views.items()):
-        cfg, sr = v.cfg, v.sample_rate
-        t = np.arange(len(v.waveform)) / sr
-        row[0].plot(t, v.waveform, lw=0.5)
-        row[0].set(title=f"{title}: waveform", xlabel="time (s)", ylim=(-1.0, 1.0))
-        row[1].plot(v.fft_freqs / 1000.0, v.fft_db, lw=0.5)
-        row[1].set(title="FFT magnitude", xlabel="frequency (kHz)", ylabel="dB", ylim=(-80, 2))
-        duration = cfg.frame_step * (len(v.spectrogram_db) - 1) / sr + cfg.frame_length / sr
-        images = [
-            (v.spectrogram_db, "spectrogram (dB)", (0, sr / 2000.0), "frequency (kHz)", dict(vmin=-80, vmax=0)),
-            (v.log_mel, f"log-mel ({v.log_mel.shape[1]} bins)", (0, v.log_mel.shape[1]), "mel bin", {}),
-            (v.mfcc, f"MFCC ({v.mfcc.shape[1]} coeff.)", (0, v.mfcc.shape[1]), "coefficient", {}),
-        ]
-        for ax, (img, name, (lo, hi), ylabel, kw) in zip(row[2:], images):
-            im = ax.imshow(img.T, origin="lower", aspect="auto", extent=(0, duration, lo, hi),
-                           cmap="magma" if ax is not row[4] else "coolwarm", **kw)
-            ax.set(title=name, xlabel="time (s)", ylabel=ylabel)
-            ax.grid(False)
-            fig.colorbar(im, ax=ax, pad=0.01)
-    fig.tight_layout()
+        for ax, panel in zip(row, panels):
+            _audio_panel(ax, v, panel, title)
     return fig
 
 
-def audio_gallery(views: "dict[str, object]") -> "object":
-    """An HTML table: for each clip an audio player next to its row of :func:`audio_views` panels.
-    Plain HTML with embedded WAV and PNG, so it also plays in the static report. Used by notebook 01."""
+def audio_gallery(views: "dict[str, object]", fig: "plt.Figure | None" = None, *, dpi: int = 72) -> "object":
+    """An HTML table: for each clip an audio player next to its row of :func:`audio_views` panels
+    (``fig``, drawn once and cut into rows; made here if not given). Plain HTML with embedded WAV and
+    PNG, so it also plays in the static report. Used by notebook 01."""
     import base64
 
+    import numpy as np
     from IPython.display import HTML, Audio
 
+    own = fig is None
+    fig = audio_views(views) if own else fig
+    saved_dpi = fig.dpi
+    fig.set_dpi(dpi)
+    try:
+        fig.canvas.draw()
+        pixels = np.asarray(fig.canvas.buffer_rgba())
+        renderer = fig.canvas.get_renderer()
+        height = pixels.shape[0]
+        tops = []
+        for row in np.asarray(fig.axes).reshape(len(views), -1):
+            boxes = [ax.get_tightbbox(renderer) for ax in row]
+            tops.append((max(b.y1 for b in boxes), min(b.y0 for b in boxes)))
+    finally:
+        fig.set_dpi(saved_dpi)
+        if own:
+            plt.close(fig)
     rows = []
-    for title, v in views.items():
-        fig = audio_views({title: v})
+    for (title, v), (top, bottom) in zip(views.items(), tops):
+        crop = pixels[max(0, int(height - top) - 2): min(height, int(height - bottom) + 2)]
         buf = io.BytesIO()
-        fig.savefig(buf, format="png", bbox_inches="tight")
-        plt.close(fig)
+        plt.imsave(buf, crop, format="png")
         png = base64.b64encode(buf.getvalue()).decode("ascii")
         player = Audio(v.waveform, rate=v.sample_rate)._repr_html_()
-        rows.append(f"<tr><td style='vertical-align:middle'><b>{title}</b><br>{player}</td>"
+        rows.append(f"<tr><td style='vertical-align:middle;text-align:left'><b>{title}</b><br>{player}</td>"
                     f"<td><img style='max-width:100%' src='data:image/png;base64,{png}'></td></tr>")
     return HTML("<table>" + "".join(rows) + "</table>")
+
+
+def mel_filters(matrix: "object", sample_rate: int = 16000, *, title: str = "") -> "plt.Figure":
+    """The triangular mel filters (``features.mel_matrix(cfg)``, shape ``(bins, mel_bins)``) over
+    frequency: narrow and dense at low frequencies, wide and sparse at high ones. Used by notebook 01."""
+    import numpy as np
+
+    matrix = np.asarray(matrix)
+    freqs = np.linspace(0.0, sample_rate / 2000.0, matrix.shape[0])
+    fig, ax = plt.subplots(figsize=(7.5, 2.6))
+    ax.plot(freqs, matrix, lw=0.8)
+    ax.set(xlabel="frequency (kHz)", ylabel="weight",
+           title=title or f"{matrix.shape[1]} mel filters (each line is one band)")
+    fig.tight_layout()
+    return fig
 
 
 def cost_bars(table: "object", *, value: str = "ms_per_clip", log: bool = True) -> "plt.Figure":
@@ -133,6 +197,7 @@ def cost_bars(table: "object", *, value: str = "ms_per_clip", log: bool = True) 
     ax.set(ylabel=f"{value.replace('_', ' ')} (median)", title="Preprocessing cost per 1 s clip")
     if log:
         ax.set_yscale("log")
+        ax.set_ylim(top=float(np.nanmax(pivot.to_numpy())) * 10)  # room for the legend above the bars
     ax.legend(ncol=len(pivot.columns), fontsize=8, loc="upper left")
     fig.tight_layout()
     return fig
@@ -140,26 +205,36 @@ def cost_bars(table: "object", *, value: str = "ms_per_clip", log: bool = True) 
 
 # --------------------------------------------------------------------------- training (notebooks 03-04)
 def training_curves(histories: "dict[str, dict[str, list[float]]]", *, metric: str = "accuracy",
-                    title: str = "") -> "matplotlib.figure.Figure":
-    """Loss and ``metric`` per epoch, train (solid) vs validation (dashed), one colour per run.
-
-    ``histories`` maps a run name to a Keras-style history dict (``TrainResult.history``).
-    Used by notebooks 03 and 04.
+                    title: str = "", ncols: int = 4) -> "matplotlib.figure.Figure":
+    """One small panel per run: ``metric`` per epoch for training (solid) and validation (dashed),
+    with the best validation epoch marked. ``histories`` maps a run name to a Keras-style history
+    (``TrainResult.history``). Used by notebooks 03 and 04.
     """
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, (name, hist) in enumerate(histories.items()):
-        c = colors[i % len(colors)]
-        for ax, key in zip(axes, ("loss", metric)):
-            if key in hist:
-                epochs = range(1, len(hist[key]) + 1)
-                ax.plot(epochs, hist[key], color=c, lw=1.4, label=f"{name} train")
-                if f"val_{key}" in hist:
-                    ax.plot(epochs, hist[f"val_{key}"], color=c, lw=1.4, ls="--", label=f"{name} val")
-    for ax, key in zip(axes, ("loss", metric)):
+    import numpy as np
+
+    n = len(histories)
+    if n == 0:
+        raise ValueError("training_curves needs at least one history")
+    ncols = min(ncols, n)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.6 * nrows), sharey=True, squeeze=False)
+    for ax, (name, hist) in zip(axes.flat, histories.items()):
+        if metric not in hist:
+            raise KeyError(f"history of {name!r} has no {metric!r}; it has {sorted(hist)}")
+        epochs = np.arange(1, len(hist[metric]) + 1)
+        ax.plot(epochs, hist[metric], color="tab:blue", lw=1.4, label="train")
+        val = hist.get(f"val_{metric}")
+        if val is not None:
+            ax.plot(epochs, val, color="tab:orange", lw=1.4, ls="--", label="validation")
+            best = int(np.argmax(val) if metric in ("accuracy", "acc") else np.argmin(val))
+            ax.plot(epochs[best], val[best], "o", color="tab:orange", ms=5)
+        ax.set_title(name, fontsize=9)
         ax.set_xlabel("epoch")
-        ax.set_ylabel(key)
-    axes[1].legend(fontsize=7, ncol=2, loc="best")
+    for ax in axes[:, 0]:
+        ax.set_ylabel(metric)
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    axes[0, 0].legend(fontsize=8)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -218,4 +293,66 @@ def forecast_vs_truth(truth, predictions: "dict[str, object]", target_names: "li
         fig.autofmt_xdate()
     fig.suptitle(title or f"forecast {step + 1} step(s) ahead vs truth")
     fig.tight_layout()
+    return fig
+
+
+def forecast_step_errors(metrics: "dict[str, dict]", *, targets: "tuple[str, ...]" = ("T", "RH"),
+                         units: "tuple[str, ...]" = ("degC", "%RH"), step_label: str = "step",
+                         title: str = "") -> "matplotlib.figure.Figure":
+    """MAE per forecast step for each model (``metrics[name]["T_mae_steps"]`` ...) with persistence
+    (``"persist_T_mae_steps"`` of the first model) dashed, one panel per target. Used by notebook 04."""
+    fig, axes = plt.subplots(1, len(targets), figsize=(5.2 * len(targets), 3.4))
+    axes = [axes] if len(targets) == 1 else list(axes)
+    first = next(iter(metrics.values()))
+    for ax, t, unit in zip(axes, targets, units):
+        persist = first[f"persist_{t}_mae_steps"]
+        steps = range(1, len(persist) + 1)
+        ax.plot(steps, persist, color="black", ls="--", marker="o", ms=3, label="persistence")
+        for name, m in metrics.items():
+            ax.plot(steps, m[f"{t}_mae_steps"], marker="o", ms=3, label=name)
+        ax.set_xlabel(step_label)
+        ax.set_ylabel(f"{t} MAE ({unit})")
+        ax.set_xticks(list(steps))
+    axes[0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- conversion (notebook 05)
+def latency_breakdown(frames: "object", *, title: str = "Latency per prediction (LiteRT, batch 1, 1 thread)"
+                      ) -> "matplotlib.figure.Figure":
+    """Stacked horizontal bars of ``bench.latency_breakdown`` rows: one bar per (model, mode), one
+    segment per stage (preprocessing, inference, post-processing; medians in ms), with the end-to-end
+    ``total`` written at the end of each bar. ``frames`` is one DataFrame or ``{panel title: DataFrame}``
+    (one panel each, with its own time axis, e.g. keyword spotting vs forecasting). Used by notebook 05."""
+    panels = dict(frames) if isinstance(frames, dict) else {"": frames}
+    pivots = {}
+    for name, frame in panels.items():
+        pivots[name] = frame.pivot_table(index=["model", "mode"], columns="stage", values="ms", sort=False)
+    heights = [0.38 * len(p) + 0.9 for p in pivots.values()]
+    fig, axes = plt.subplots(len(pivots), 1, figsize=(8.5, sum(heights) + 0.6), squeeze=False,
+                             gridspec_kw={"height_ratios": heights})
+    colors = {"preprocessing": "tab:orange", "inference": "tab:blue", "postprocessing": "tab:green"}
+    for ax, (name, pivot) in zip(axes[:, 0], pivots.items()):
+        labels = [f"{m} · {md}" if md else str(m) for m, md in pivot.index]
+        y = list(range(len(pivot)))[::-1]
+        left = [0.0] * len(pivot)
+        for stage in [s for s in colors if s in pivot.columns]:
+            vals = pivot[stage].fillna(0.0).to_list()
+            ax.barh(y, vals, left=left, color=colors[stage], label=stage, height=0.7)
+            left = [a + b for a, b in zip(left, vals)]
+        if "total" in pivot.columns:
+            for yi, end, tot in zip(y, left, pivot["total"].to_list()):
+                ax.text(end, yi, f" total {tot:.3g} ms", va="center", fontsize=7)
+        ax.set_yticks(y, labels, fontsize=8)
+        ax.set_xlim(0, max(left) * 1.2 if left and max(left) > 0 else 1)
+        ax.set_title(name, fontsize=9, loc="left")
+    axes[-1, 0].set_xlabel("median ms per prediction")
+    handles, names = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="upper center", ncol=len(names), fontsize=8, frameon=False,
+               bbox_to_anchor=(0.5, 0.955))
+    fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     return fig
