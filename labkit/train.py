@@ -1,0 +1,812 @@
+"""Training loops for keyword spotting and forecasting, forecasting metrics, and the model cache.
+
+* :func:`train_kws` trains a KWS model on a :class:`~labkit.data.KWSData` with a ``tf.data`` pipeline
+  (features computed once and cached, or per epoch when waveform augmentation is on), a cosine
+  learning-rate schedule and early stopping that restores the best weights; it reports test top-1,
+  per-class accuracy and the confusion matrix.
+* :func:`train_forecaster` trains a forecaster on :class:`~labkit.data.Windows` on MAE loss; by default
+  the network predicts the *change* from the last observed value (``models.build(..., residual=True)``,
+  so the saved model is self-contained).
+* :func:`forecast_mae` and :func:`persistence` give the forecasting metric in real units (degC, %RH),
+  averaged over the output steps and per step, and the persistence baseline ("the next readings
+  equal the last one").
+* Every trained model is cached under ``data_dir()/models/<key>/`` (``model.h5`` + ``meta.json``),
+  keyed by a hash of the data fingerprint, features, model architecture, hyper-parameters, seed and
+  :data:`RECIPE_VERSION`; later notebooks (conversion, quantization, pruning, trade-offs) call the same
+  ``train_*`` function and get the cached model back in a second.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from collections import OrderedDict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from . import config
+from .results import _jsonable, atomic_write_text
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+    import tensorflow as tf
+
+RECIPE_VERSION = "1"
+"""Version of the training recipes below; bump it when a change should invalidate cached models."""
+
+EAGER_MAX_STEPS = 40
+"""Trainings of at most this many steps run eagerly: tracing the train/test graphs costs a few seconds,
+more than it saves on so few steps (the smoke profile). Results are the same either way."""
+
+SHORT_TARGET_NAMES: dict[str, str] = {"T (degC)": "T", "rh (%)": "RH", "p (mbar)": "p"}
+"""Short names used in metric keys (``T_mae``, ``RH_mae``)."""
+
+
+# --------------------------------------------------------------------------------------------- result
+@dataclasses.dataclass
+class TrainResult:
+    """A trained (or cached) model with its training history and measured metrics.
+
+    ``history`` maps Keras metric names (``loss``, ``val_loss``, ``accuracy`` ...) to per-epoch lists;
+    ``metrics`` holds the evaluation (test top-1 or MAE in real units ...); ``train_time_s`` is the
+    wall time of the original ``fit`` (features excluded), also on a cache hit. Used by notebooks 03-08.
+    """
+
+    model: "tf.keras.Model"
+    history: dict[str, list[float]]
+    metrics: dict[str, Any]
+    train_time_s: float
+    cache_hit: bool
+    key: str
+    info: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def params(self) -> int:
+        """Number of parameters (trainable + non-trainable)."""
+        return int(self.model.count_params())
+
+    @property
+    def path(self) -> Path:
+        """The cache folder of this model."""
+        return models_dir() / self.key
+
+    def row(self, **extra: Any) -> dict[str, Any]:
+        """One flat row for a results table: model, features, scalar metrics, params, size, time.
+
+        Used by notebooks 03 and 04.
+        """
+        row: dict[str, Any] = {"model": self.info.get("model_name", "")}
+        if "features" in self.info:
+            row["features"] = self.info["features"].get("name") or self.info["features"].get("kind")
+        row.update(extra)
+        for k, v in self.metrics.items():
+            if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):
+                row[k] = float(v) if isinstance(v, (float, np.floating)) else int(v)
+        row["params"] = self.params
+        row["size_kb"] = round(self.params * 4 / 1024, 2)  # float32 weights
+        row["train_time_s"] = round(float(self.train_time_s), 1)
+        row["epochs"] = len(self.history.get("loss", []))
+        row["cache_hit"] = bool(self.cache_hit)
+        return row
+
+
+# ---------------------------------------------------------------------------------------------- cache
+def models_dir() -> Path:
+    """The model cache: ``data_dir()/models``. Used by notebooks 03-08 (through ``train_*``)."""
+    path = config.data_dir() / "models"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(_jsonable(value), sort_keys=True, separators=(",", ":"))
+
+
+def _hash_arrays(*arrays: np.ndarray, max_full_bytes: int = 1 << 29) -> str:
+    """SHA-256 over dtype, shape and content; arrays above ``max_full_bytes`` hash 4,096 evenly spaced
+    rows plus per-row sums (so multi-GB datasets fingerprint in seconds)."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        if a.nbytes <= max_full_bytes or a.ndim == 0:
+            h.update(a.tobytes())
+        else:
+            rows = np.linspace(0, len(a) - 1, 4096).astype(np.int64)
+            h.update(np.ascontiguousarray(a[rows]).tobytes())
+            h.update(a.reshape(len(a), -1).sum(axis=1, dtype=np.float64).tobytes())
+    return h.hexdigest()
+
+
+def fingerprint(dataset: Any) -> str:
+    """A stable fingerprint of a ``KWSData`` or ``Windows`` (its arrays and label names).
+
+    Used by the model cache (notebooks 03-08).
+    """
+    names = [n for n in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test") if hasattr(dataset, n)]
+    if not names:
+        raise TypeError(f"cannot fingerprint {type(dataset).__name__}: expected x_train/y_train/... arrays")
+    ids = tuple(id(getattr(dataset, n)) for n in names)
+    cached = getattr(dataset, "_labkit_fingerprint", None)
+    if cached and cached[0] == ids:  # memoised for these very arrays
+        return cached[1]
+    h = hashlib.sha256(_hash_arrays(*(np.asarray(getattr(dataset, n)) for n in names)).encode())
+    for extra in ("labels", "feature_names", "target_names"):
+        if hasattr(dataset, extra):
+            h.update(_canonical({extra: list(getattr(dataset, extra))}).encode())
+    digest = h.hexdigest()[:32]
+    try:  # memoise on the (mutable) dataset object; harmless if it is frozen
+        object.__setattr__(dataset, "_labkit_fingerprint", (ids, digest))
+    except Exception:  # pragma: no cover
+        pass
+    return digest
+
+
+def architecture_fingerprint(model: "tf.keras.Model") -> str:
+    """Hash of a model's layer classes, configs (without auto-generated names) and weight shapes.
+
+    Changes when ``labkit.models`` changes an architecture, so stale cached models are not reused.
+    """
+    parts = []
+    for layer in model.layers:
+        cfg = {k: v for k, v in layer.get_config().items() if k != "name"}
+        parts.append([type(layer).__name__, cfg, [list(w.shape) for w in layer.weights]])
+    return hashlib.sha256(_canonical(parts).encode()).hexdigest()[:16]
+
+
+def cache_key(task: str, model_name: str, parts: Mapping[str, Any]) -> str:
+    """``<task>_<model>_<16 hex>`` from a canonical JSON hash of ``parts`` and :data:`RECIPE_VERSION`.
+
+    Used by :func:`train_kws` and :func:`train_forecaster`.
+    """
+    payload = _canonical({"task": task, "model": model_name, "recipe": RECIPE_VERSION, **parts})
+    return f"{task}_{model_name}_{hashlib.sha256(payload.encode()).hexdigest()[:16]}"
+
+
+def _custom_objects() -> dict[str, Any]:
+    try:
+        from . import models
+
+        objs = dict(getattr(models, "CUSTOM_OBJECTS", {}) or {})
+        if hasattr(models, "LastObserved"):
+            objs.setdefault("LastObserved", models.LastObserved)
+        return objs
+    except ImportError:  # pragma: no cover
+        return {}
+
+
+def load_cached(key: str, *, compile_fn: Callable[["tf.keras.Model"], None] | None = None) -> TrainResult | None:
+    """The cached :class:`TrainResult` for ``key``, or ``None`` if absent (or unreadable).
+
+    Used by :func:`train_kws`, :func:`train_forecaster` and notebooks 05-08.
+    """
+    folder = models_dir() / key
+    meta_path, model_path = folder / "meta.json", folder / "model.h5"
+    if not (meta_path.exists() and model_path.exists()):
+        return None
+    import tensorflow as tf
+
+    try:
+        meta = json.loads(meta_path.read_text())
+        model = tf.keras.models.load_model(model_path, compile=False, custom_objects=_custom_objects())
+    except Exception as exc:  # corrupt entry: retrain rather than fail
+        print(f"[train] ignoring unreadable cache entry {folder} ({type(exc).__name__}: {exc})")
+        return None
+    if compile_fn is not None:
+        compile_fn(model)
+    return TrainResult(model=model, history=meta.get("history", {}), metrics=meta.get("metrics", {}),
+                       train_time_s=float(meta.get("train_time_s", float("nan"))), cache_hit=True,
+                       key=key, info=meta.get("info", {}))
+
+
+def save_cached(result: TrainResult) -> Path:
+    """Store ``result`` under ``models_dir()/<key>/`` atomically (temp folder, then rename).
+
+    Used by :func:`train_kws` and :func:`train_forecaster`.
+    """
+    root = models_dir()
+    final = root / result.key
+    tmp = Path(tempfile.mkdtemp(prefix=f".{result.key}.", dir=root))
+    try:
+        with warnings.catch_warnings():  # "HDF5 is legacy": it is what tfmot and h5 readers handle best
+            warnings.simplefilter("ignore", UserWarning)
+            result.model.save(tmp / "model.h5", include_optimizer=False, save_format="h5")
+        meta = {"key": result.key, "history": result.history, "metrics": result.metrics,
+                "train_time_s": result.train_time_s, "info": result.info,
+                "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        atomic_write_text(tmp / "meta.json", json.dumps(_jsonable(meta), indent=1, allow_nan=False) + "\n")
+        for path in (tmp, tmp / "meta.json"):  # mkdtemp/mkstemp create owner-only entries
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        try:
+            os.replace(tmp, final)
+        except OSError:  # an entry exists (cache=False, or a concurrent run was faster): swap it out
+            old = root / f".{result.key}.old.{os.getpid()}"
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def _report_hit(res: TrainResult) -> None:
+    print(f"[train] cache hit {res.key}: {res.info.get('model_name', '?')} trained in "
+          f"{res.train_time_s:.1f} s, loaded from {res.path}")
+
+
+# ------------------------------------------------------------------------------------- shared pieces
+def _cosine_lr(learning_rate: float, epochs: int, steps_per_epoch: int) -> Any:
+    import tensorflow as tf
+
+    return tf.keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=learning_rate, decay_steps=max(1, epochs * steps_per_epoch), alpha=0.05)
+
+
+def predict(model: "tf.keras.Model", x: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
+    """``model`` outputs on ``x`` in inference mode, batched eagerly (no per-model ``predict``
+    tracing, so looping over many models stays quiet). Used by notebooks 03-08."""
+    import tensorflow as tf
+
+    x = np.asarray(x, np.float32)
+    if len(x) == 0:
+        raise ValueError("predict needs at least one sample")
+    return np.concatenate([model(tf.constant(x[i:i + batch_size]), training=False).numpy()
+                           for i in range(0, len(x), batch_size)])
+
+
+def _history_dict(history: Any) -> dict[str, list[float]]:
+    return {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
+
+class _Timer:
+    def __enter__(self) -> "_Timer":
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.seconds = time.perf_counter() - self.t0
+
+
+def _fit(model: "tf.keras.Model", train_ds: Any, val_ds: Any, *, epochs: int, monitor: str, mode: str,
+         patience: int, verbose: int) -> dict[str, list[float]]:
+    import tensorflow as tf
+
+    callbacks = [tf.keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=patience,
+                                                  restore_best_weights=True, verbose=0)]
+    if verbose == 0:
+        callbacks.append(_tqdm_callback(epochs, monitor))
+    with _quiet_retracing():
+        hist = model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, verbose=verbose)
+    return _history_dict(hist)
+
+
+@contextlib.contextmanager
+def _quiet_retracing() -> Iterator[None]:
+    """Silence TensorFlow's Python warnings (e.g. "N out of the last M calls triggered tf.function
+    retracing", which every new model or a last partial batch triggers, harmlessly) in a block."""
+    import tensorflow as tf
+
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("ERROR")
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _tqdm_callback(epochs: int, monitor: str) -> Any:
+    """A Keras callback showing one tqdm bar over epochs, with the monitored metric."""
+    import tensorflow as tf
+    from tqdm.auto import tqdm
+
+    class TqdmEpochs(tf.keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.bar = tqdm(total=epochs, desc="epochs", leave=False)
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.bar.update(1)
+            if logs and monitor in logs:
+                self.bar.set_postfix({monitor: f"{logs[monitor]:.4f}"})
+
+        def on_train_end(self, logs=None):
+            self.bar.close()
+
+    return TqdmEpochs()
+
+
+def kws_settings(cfg: config.Profile) -> dict[str, int]:
+    """``epochs`` and ``batch_size`` of a profile for :func:`train_kws`: every notebook passing these
+    (and the same data, features and seed) gets the same cached model. Used by notebooks 03 and 05-08."""
+    return {"epochs": int(cfg.kws_epochs), "batch_size": int(cfg.kws_batch_size)}
+
+
+def forecast_settings(cfg: config.Profile) -> dict[str, int]:
+    """``epochs`` and ``batch_size`` of a profile for :func:`train_forecaster` (same cached model
+    everywhere). Used by notebooks 04-08."""
+    return {"epochs": int(cfg.forecast_epochs), "batch_size": int(cfg.forecast_batch_size)}
+
+
+# ------------------------------------------------------------------------------------------------ KWS
+@dataclasses.dataclass(frozen=True)
+class Augment:
+    """Waveform augmentation for KWS training (features are then recomputed every epoch).
+
+    ``time_shift_ms``: random shift in [-t, +t] ms (zero padded); ``noise_prob``: probability of adding
+    background noise to a clip, at a volume drawn uniformly in [0, ``noise_volume``] times the noise clip
+    (white noise of RMS 1 unless ``noise`` clips are given to :func:`train_kws`). Used by notebook 03.
+    """
+
+    time_shift_ms: float = 100.0
+    noise_prob: float = 0.8
+    noise_volume: float = 0.1
+
+
+_FEATURE_CACHE: "OrderedDict[tuple[str, str], tuple[np.ndarray, np.ndarray, np.ndarray]]" = OrderedDict()
+_FEATURE_CACHE_SIZE = 3
+
+
+def _feature_dict(cfg: Any, name: str | None) -> dict[str, Any]:
+    d = dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else dict(vars(cfg))
+    if name is not None:
+        d.setdefault("name", name)
+    return d
+
+
+def kws_features(data: Any, features: Any, *, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Features of the train/val/test splits of ``data``, computed once per (data, features) and
+    memoised in memory (the last few pairs). Used by :func:`train_kws` (notebook 03)."""
+    from . import features as feats
+
+    cfg = feats.get(features)
+    key = (fingerprint(data), _canonical(_feature_dict(cfg, None)))
+    if key in _FEATURE_CACHE:
+        _FEATURE_CACHE.move_to_end(key)
+        return _FEATURE_CACHE[key]
+    with _quiet_retracing():
+        out = tuple(np.asarray(feats.compute(np.asarray(x, np.float32), cfg, batch_size=batch_size), np.float32)
+                    for x in (data.x_train, data.x_val, data.x_test))
+    _FEATURE_CACHE[key] = out  # type: ignore[assignment]
+    while len(_FEATURE_CACHE) > _FEATURE_CACHE_SIZE:
+        _FEATURE_CACHE.popitem(last=False)
+    return out  # type: ignore[return-value]
+
+
+def mix_synthetic(data: Any, per_word: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """Training waveforms/labels of ``data`` plus ``per_word`` synthetic (eSpeak NG) clips per label,
+    mapped to ``data``'s label indices by name (train split only; val/test stay real).
+
+    Returns ``(x_train, y_train, added_per_label)``. Used by :func:`train_kws` (notebook 03).
+    """
+    from . import data as data_mod
+
+    labels = list(data.labels)
+    x_syn, names = data_mod.synthetic_clips(labels, int(per_word), seed=seed + 1000)  # not the eval set's seed
+    index = {lab: i for i, lab in enumerate(labels)}
+    keep = np.array([str(n) in index for n in names], dtype=bool)
+    if not keep.any():
+        raise ValueError(f"no synthetic clip matches the labels {labels}")
+    y_syn = np.array([index[str(n)] for n in np.asarray(names)[keep]], dtype=np.int64)
+    added = {lab: int(np.sum(y_syn == i)) for lab, i in index.items()}
+    x_train = np.concatenate([np.asarray(data.x_train, np.float32), np.asarray(x_syn, np.float32)[keep]])
+    y_train = np.concatenate([np.asarray(data.y_train, np.int64), y_syn])
+    return x_train, y_train, added
+
+
+def is_synthetic(data: Any) -> bool:
+    """Whether a ``KWSData`` is the generated eSpeak NG set (``extra_synthetic`` then makes no sense).
+
+    Used by notebook 03."""
+    return str(getattr(data, "name", "")) == "synthetic" or "synthetic" in (getattr(data, "info", None) or {})
+
+
+def _augment_fn(aug: Augment, noise: np.ndarray | None, sample_rate: int = 16000) -> Callable:
+    import tensorflow as tf
+
+    max_shift = int(round(aug.time_shift_ms * sample_rate / 1000))
+    noise_t = None if noise is None else tf.constant(np.asarray(noise, np.float32))
+
+    def fn(x: "tf.Tensor", y: "tf.Tensor"):
+        n = tf.shape(x)[0]
+        length = x.shape[-1]
+        if max_shift > 0:
+            padded = tf.pad(x, [[0, 0], [max_shift, max_shift]])
+            shifts = tf.random.uniform([n], 0, 2 * max_shift + 1, dtype=tf.int32)
+            idx = shifts[:, None] + tf.range(length)[None, :]
+            x = tf.gather(padded, idx, batch_dims=1)
+        if aug.noise_prob > 0 and aug.noise_volume > 0:
+            if noise_t is None:
+                bg = tf.random.normal(tf.shape(x))
+            else:
+                pick = tf.random.uniform([n], 0, tf.shape(noise_t)[0], dtype=tf.int32)
+                bg = tf.gather(noise_t, pick)[:, :length]
+            vol = tf.random.uniform([n, 1], 0.0, aug.noise_volume)
+            use = tf.cast(tf.random.uniform([n, 1]) < aug.noise_prob, x.dtype)
+            x = tf.clip_by_value(x + use * vol * bg, -1.0, 1.0)
+        return x, y
+
+    return fn
+
+
+def _compile_kws(model: "tf.keras.Model", learning_rate: Any = 1e-3, *, run_eagerly: bool = False) -> None:
+    import tensorflow as tf
+
+    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate),
+                  loss=tf.keras.losses.SparseCategoricalCrossentropy(),
+                  metrics=["accuracy"], run_eagerly=run_eagerly)
+
+
+def kws_metrics(y_true: np.ndarray, probs: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
+    """Top-1 accuracy, per-class accuracy and confusion matrix (rows = true, columns = predicted).
+
+    Used by :func:`train_kws` and notebooks 03 and 05.
+    """
+    y_true = np.asarray(y_true).astype(np.int64).ravel()
+    pred = np.asarray(probs).argmax(axis=-1).ravel()
+    k = len(labels)
+    cm = np.zeros((k, k), dtype=np.int64)
+    np.add.at(cm, (y_true, pred), 1)
+    support = cm.sum(axis=1)
+    per_class = {lab: (float(cm[i, i] / support[i]) if support[i] else float("nan")) for i, lab in enumerate(labels)}
+    return {"top1": float((pred == y_true).mean()) if len(y_true) else float("nan"),
+            "per_class_accuracy": per_class, "confusion_matrix": cm.tolist(), "n": int(len(y_true))}
+
+
+def train_kws(
+    model_name: str,
+    data: Any,
+    features: Any = "mfcc_a",
+    *,
+    epochs: int,
+    batch_size: int = 64,
+    seed: int = 0,
+    alpha: float = 1.0,
+    learning_rate: float = 2e-3,
+    patience: int = 6,
+    augment: Augment | bool | None = None,
+    noise: np.ndarray | None = None,
+    extra_synthetic: int = 0,
+    cache: bool = True,
+    verbose: int = 0,
+) -> TrainResult:
+    """Train (or load from the cache) a KWS model and evaluate it on the test split.
+
+    ``features`` is a preset name (``"mfcc_a"``, ``"stft"`` ...) or a ``FeatureConfig``. Features are
+    computed once and cached; with ``augment`` (``True`` or an :class:`Augment`) waveforms are shifted and
+    noised, so features are recomputed each epoch (slower). ``extra_synthetic=N`` mixes ``N`` synthetic
+    clips per word into the training split (real datasets only). Adam with a cosine learning-rate
+    decay, early stopping on validation accuracy restoring the best weights. ``cache=False`` forces
+    retraining. Used by notebooks 03, 05, 06, 07 and 08.
+    """
+    import tensorflow as tf
+
+    from . import features as feats
+    from . import models
+
+    if epochs < 1 or batch_size < 1:
+        raise ValueError(f"epochs ({epochs}) and batch_size ({batch_size}) must be >= 1")
+    if extra_synthetic and is_synthetic(data):
+        raise ValueError("extra_synthetic mixes synthetic clips into a *real* dataset; this dataset is "
+                         "already synthetic (use per_word in load_kws for more clips instead)")
+    if augment is True:
+        augment = Augment()
+    elif augment is False:
+        augment = None
+    cfg = feats.get(features)
+    feat_info = _feature_dict(cfg, features if isinstance(features, str) else feats.preset_name(cfg))
+    labels = list(data.labels)
+    input_shape = tuple(int(d) for d in feats.output_shape(cfg))
+
+    config.seed_everything(seed)
+    model = models.build(model_name, input_shape, len(labels), alpha=alpha, seed=seed)
+    hyper = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate, "patience": patience,
+             "augment": dataclasses.asdict(augment) if augment else None,
+             "noise": _hash_arrays(np.asarray(noise))[:16] if (augment and noise is not None) else None,
+             "extra_synthetic": int(extra_synthetic)}
+    key = cache_key("kws", model_name, {
+        "data": fingerprint(data), "features": feat_info, "alpha": alpha, "seed": seed,
+        "architecture": architecture_fingerprint(model), "hyper": hyper})
+    info = {"model_name": model_name, "task": "kws", "dataset": getattr(data, "name", ""), "labels": labels,
+            "features": feat_info, "input_shape": list(input_shape), "alpha": alpha, "seed": seed, **hyper}
+
+    if cache:
+        hit = load_cached(key, compile_fn=_compile_kws)
+        if hit is not None:
+            _report_hit(hit)
+            return hit
+
+    # ---- data pipeline
+    x_train_w, y_train = np.asarray(data.x_train, np.float32), np.asarray(data.y_train, np.int64)
+    if extra_synthetic:
+        x_train_w, y_train, added = mix_synthetic(data, int(extra_synthetic), seed=seed)
+        info["synthetic_added"] = added
+    f_train, f_val, f_test = kws_features(data, cfg)
+    y_val, y_test = np.asarray(data.y_val, np.int64), np.asarray(data.y_test, np.int64)
+    n_train = len(y_train)
+    steps = int(np.ceil(n_train / batch_size))
+    opts = tf.data.Options()
+    opts.deterministic = True
+    if augment:
+        fn = feats.tf_fn(cfg)
+        train_ds = (tf.data.Dataset.from_tensor_slices((x_train_w, y_train))
+                    .shuffle(n_train, seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+                    .map(_augment_fn(augment, noise)).map(lambda x, y: (fn(x), y))
+                    .prefetch(tf.data.AUTOTUNE).with_options(opts))
+    else:
+        if extra_synthetic:
+            with _quiet_retracing():
+                f_extra = np.asarray(feats.compute(x_train_w[len(data.y_train):], cfg, batch_size=256), np.float32)
+            f_train = np.concatenate([f_train, f_extra])
+        train_ds = (tf.data.Dataset.from_tensor_slices((f_train, y_train)).cache()
+                    .shuffle(n_train, seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+                    .prefetch(tf.data.AUTOTUNE).with_options(opts))
+    val_ds = tf.data.Dataset.from_tensor_slices((f_val, y_val)).batch(256).cache()
+
+    _compile_kws(model, _cosine_lr(learning_rate, epochs, steps), run_eagerly=epochs * steps <= EAGER_MAX_STEPS)
+    with _Timer() as t:
+        history = _fit(model, train_ds, val_ds, epochs=epochs, monitor="val_accuracy", mode="max",
+                       patience=patience, verbose=verbose)
+    probs = predict(model, f_test)
+    metrics = kws_metrics(y_test, probs, labels)
+    metrics["val_top1"] = float(max(history.get("val_accuracy", [float("nan")])))
+    metrics["best_epoch"] = int(np.argmax(history["val_accuracy"])) + 1 if history.get("val_accuracy") else 0
+    metrics["n_train"] = int(n_train)
+    _compile_kws(model)  # plain optimizer for whoever fine-tunes it next
+    result = TrainResult(model=model, history=history, metrics=metrics, train_time_s=t.seconds,
+                         cache_hit=False, key=key, info=info)
+    save_cached(result)
+    print(f"[train] trained {model_name} on {feat_info.get('name', feat_info.get('kind'))} in {t.seconds:.1f} s "
+          f"({len(history['loss'])} epochs): test top-1 {metrics['top1']:.3f}; cached as {key}")
+    return result
+
+
+# -------------------------------------------------------------------------------------- forecasting
+def short_target_name(name: str) -> str:
+    """``"T (degC)"`` -> ``"T"``, ``"rh (%)"`` -> ``"RH"``; other names: their first word."""
+    return SHORT_TARGET_NAMES.get(name, name.split(" ")[0])
+
+
+def forecast_mae(y_true_real: np.ndarray, y_pred_real: np.ndarray, target_names: Sequence[str]) -> dict[str, Any]:
+    """Mean absolute error per target in real units, averaged over samples and output steps
+    (``"T_mae"``, ``"RH_mae"``) and per step (``"T_mae_steps"``, ``"RH_mae_steps"``: one value per step).
+
+    Arrays are ``(N, steps, targets)`` (or ``(N, targets)`` for one step). Used by notebooks 04-08.
+    """
+    yt, yp = np.asarray(y_true_real, np.float64), np.asarray(y_pred_real, np.float64)
+    if yt.shape != yp.shape:
+        raise ValueError(f"y_true shape {yt.shape} != y_pred shape {yp.shape}")
+    if yt.ndim == 2:
+        yt, yp = yt[:, None, :], yp[:, None, :]
+    if yt.ndim != 3 or yt.shape[-1] != len(target_names):
+        raise ValueError(f"expected (N, steps, {len(target_names)}) arrays, got {yt.shape}")
+    err = np.abs(yt - yp)  # (N, steps, targets)
+    out: dict[str, Any] = {}
+    for j, name in enumerate(target_names):
+        short = short_target_name(name)
+        out[f"{short}_mae"] = float(err[:, :, j].mean())
+        out[f"{short}_mae_steps"] = [float(v) for v in err[:, :, j].mean(axis=0)]
+    return out
+
+
+def persistence(windows: Any, split: str = "test") -> np.ndarray:
+    """The persistence forecast in real units: the last observed value repeated over every output step,
+    shape ``(N, output_steps, targets)``. Used by notebooks 04 and 08."""
+    last = np.asarray(windows.last_observed(split), np.float64)
+    y = np.asarray(getattr(windows, f"y_{split}"))
+    return np.repeat(last[:, None, :], y.shape[1], axis=1)
+
+
+def _target_indices(windows: Any) -> list[int]:
+    """Input-feature indices of the targets, checking they share the targets' normalisation (which
+    the residual head of ``models.build(..., residual=True)`` relies on)."""
+    feats = list(windows.feature_names)
+    idx = []
+    for j, name in enumerate(windows.target_names):
+        if name not in feats:
+            raise ValueError(f"residual forecasting needs target {name!r} among the input features "
+                             f"{feats}; pass residual=False or include it in make_windows(features=...)")
+        i = feats.index(name)
+        if not (np.isclose(windows.feature_mean[i], windows.target_mean[j])
+                and np.isclose(windows.feature_std[i], windows.target_std[j])):
+            raise ValueError(f"target {name!r} is normalised differently as input and as target; "
+                             "residual=True needs the same mean/std (pass residual=False)")
+        idx.append(i)
+    return idx
+
+
+def _compile_fc(model: "tf.keras.Model", learning_rate: Any = 1e-3, *, run_eagerly: bool = False) -> None:
+    import tensorflow as tf
+
+    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate), loss="mae", metrics=["mse"],
+                  run_eagerly=run_eagerly)
+
+
+def evaluate_forecaster(model: "tf.keras.Model", windows: Any, split: str = "test") -> dict[str, Any]:
+    """MAE in real units of ``model`` on ``split`` and of persistence, with the ratio model/persistence.
+
+    Keys: ``T_mae``, ``RH_mae`` (+ ``_steps``), ``persist_T_mae``, ``persist_RH_mae`` (+ ``_steps``),
+    ``T_ratio``, ``RH_ratio``. Used by :func:`train_forecaster` and notebooks 04-08.
+    """
+    x, y = getattr(windows, f"x_{split}"), getattr(windows, f"y_{split}")
+    pred = predict(model, np.asarray(x, np.float32), batch_size=1024)
+    return forecast_metrics(windows, pred, split)
+
+
+def forecast_metrics(windows: Any, pred_normalised: np.ndarray, split: str = "test") -> dict[str, Any]:
+    """Like :func:`evaluate_forecaster` but from normalised predictions (e.g. of a TFLite model).
+
+    Used by notebooks 04-08.
+    """
+    names = list(windows.target_names)
+    y = np.asarray(getattr(windows, f"y_{split}"))
+    if hasattr(windows, "y_true"):  # exact real-unit targets (no float32 round trip)
+        true = np.asarray(windows.y_true(split), np.float64)
+    else:
+        true = np.asarray(windows.denormalize_targets(y), np.float64)
+    pred = np.asarray(windows.denormalize_targets(np.asarray(pred_normalised).reshape(y.shape)), np.float64)
+    out = forecast_mae(true, pred, names)
+    base = forecast_mae(true, persistence(windows, split), names)
+    for k, v in base.items():
+        out[f"persist_{k}"] = v
+    for n in names:
+        s = short_target_name(n)
+        out[f"{s}_ratio"] = out[f"{s}_mae"] / base[f"{s}_mae"] if base[f"{s}_mae"] > 0 else float("nan")
+    return out
+
+
+def train_forecaster(
+    model_name: str,
+    windows: Any,
+    *,
+    epochs: int,
+    batch_size: int = 64,
+    seed: int = 0,
+    alpha: float = 1.0,
+    learning_rate: float = 1e-2,
+    patience: int = 15,
+    residual: bool = True,
+    cache: bool = True,
+    verbose: int = 0,
+) -> TrainResult:
+    """Train (or load from the cache) a forecaster on ``windows`` with MAE loss and evaluate it.
+
+    ``residual=True`` (default) predicts the change from the last observed value, which helped most;
+    early stopping (``patience`` epochs on validation MAE) restores the best weights. Metrics are in
+    real units on the test split, with persistence beside them. ``cache=False`` forces retraining.
+    Used by notebooks 04-08.
+    """
+    import tensorflow as tf
+
+    from . import models
+
+    if epochs < 1 or batch_size < 1:
+        raise ValueError(f"epochs ({epochs}) and batch_size ({batch_size}) must be >= 1")
+    x_train = np.asarray(windows.x_train, np.float32)
+    y_train = np.asarray(windows.y_train, np.float32)
+    input_shape = tuple(int(d) for d in x_train.shape[1:])
+    outputs = tuple(int(d) for d in y_train.shape[1:])
+
+    config.seed_everything(seed)
+    model = models.build(model_name, input_shape, outputs, alpha=alpha, seed=seed, residual=residual,
+                         target_indices=_target_indices(windows) if residual else None)
+    hyper = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
+             "patience": patience, "residual": residual}
+    key = cache_key("fc", model_name, {"data": fingerprint(windows), "alpha": alpha, "seed": seed,
+                                       "architecture": architecture_fingerprint(model), "hyper": hyper})
+    info = {"model_name": model_name, "task": "forecast", "input_shape": list(input_shape),
+            "output_shape": list(outputs), "target_names": list(windows.target_names),
+            "feature_names": list(windows.feature_names), "alpha": alpha, "seed": seed, **hyper}
+    if cache:
+        hit = load_cached(key, compile_fn=_compile_fc)
+        if hit is not None:
+            _report_hit(hit)
+            return hit
+
+    n = len(x_train)
+    opts = tf.data.Options()
+    opts.deterministic = True
+    train_ds = (tf.data.Dataset.from_tensor_slices((x_train, y_train)).cache()
+                .shuffle(n, seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+                .prefetch(tf.data.AUTOTUNE).with_options(opts))
+    val_ds = tf.data.Dataset.from_tensor_slices((np.asarray(windows.x_val, np.float32),
+                                                 np.asarray(windows.y_val, np.float32))).batch(1024).cache()
+    steps = int(np.ceil(n / batch_size))
+    _compile_fc(model, _cosine_lr(learning_rate, epochs, steps), run_eagerly=epochs * steps <= EAGER_MAX_STEPS)
+    with _Timer() as t:
+        history = _fit(model, train_ds, val_ds, epochs=epochs, monitor="val_loss", mode="min",
+                       patience=patience, verbose=verbose)
+    metrics = evaluate_forecaster(model, windows, "test")
+    val = evaluate_forecaster(model, windows, "val")
+    metrics.update({f"val_{k}": v for k, v in val.items() if k.endswith("_mae") and not k.startswith("persist")})
+    metrics["best_epoch"] = int(np.argmin(history["val_loss"])) + 1
+    metrics["n_train"] = int(n)
+    _compile_fc(model)
+    result = TrainResult(model=model, history=history, metrics=metrics, train_time_s=t.seconds,
+                         cache_hit=False, key=key, info=info)
+    save_cached(result)
+    names = [short_target_name(nm) for nm in windows.target_names]
+    summary = ", ".join(f"{s} MAE {metrics[f'{s}_mae']:.3f} (persistence {metrics[f'persist_{s}_mae']:.3f})"
+                        for s in names)
+    print(f"[train] trained {model_name} in {t.seconds:.1f} s ({len(history['loss'])} epochs): {summary}; "
+          f"cached as {key}")
+    return result
+
+
+TINYCONV_FEATURES = "logmel"
+"""TinyConv is built for micro_speech's 49x40 log-mel input; :func:`kws_plan` gives it that."""
+
+
+def kws_plan(models: Sequence[str], features: Sequence[str]) -> list[tuple[str, str]]:
+    """(model, features) pairs to train: every model on every feature preset, except TinyConv, which
+    gets :data:`TINYCONV_FEATURES` only. Used by notebook 03 and benchmarks/kws_real.py."""
+    plan: list[tuple[str, str]] = []
+    for m in models:
+        for f in ([TINYCONV_FEATURES] if m == "tinyconv" else list(features)):
+            if (m, f) not in plan:
+                plan.append((m, f))
+    return plan
+
+
+def kws_table(results: Mapping[str, TrainResult]) -> "pd.DataFrame":
+    """One row per KWS run: model, features, test top-1, best validation top-1, params, float32 size,
+    train time, epochs run, cache hit. Used by notebooks 03 and 08."""
+    import pandas as pd
+
+    cols = ["model", "features", "top1", "val_top1", "params", "size_kb", "train_time_s", "epochs", "cache_hit"]
+    rows = []
+    for name, res in results.items():
+        row = res.row()
+        rows.append({"run": name, **{c: row.get(c) for c in cols}})
+    return pd.DataFrame(rows).set_index("run")
+
+
+def per_class_table(results: Mapping[str, TrainResult]) -> "pd.DataFrame":
+    """Test accuracy per label (rows) and run (columns). Used by notebook 03."""
+    import pandas as pd
+
+    return pd.DataFrame({name: res.metrics["per_class_accuracy"] for name, res in results.items()})
+
+
+def forecast_table(results: Mapping[str, TrainResult]) -> "pd.DataFrame":
+    """One row per forecaster plus a first ``persistence`` row: test MAE of each target in real units
+    (averaged over the output steps), the ratio to persistence, params, float32 size and train time.
+
+    Used by notebooks 04 and 08.
+    """
+    import pandas as pd
+
+    if not results:
+        raise ValueError("forecast_table needs at least one TrainResult")
+    first = next(iter(results.values()))
+    shorts = [short_target_name(n) for n in first.info.get("target_names", ["T (degC)", "rh (%)"])]
+    rows = [{"model": "persistence", **{f"{s}_mae": first.metrics[f"persist_{s}_mae"] for s in shorts},
+             **{f"{s}_ratio": 1.0 for s in shorts}, "params": 0, "size_kb": 0.0, "train_time_s": 0.0,
+             "epochs": 0, "cache_hit": None}]
+    for name, res in results.items():
+        m = res.metrics
+        rows.append({"model": name, **{f"{s}_mae": m[f"{s}_mae"] for s in shorts},
+                     **{f"{s}_ratio": m[f"{s}_ratio"] for s in shorts}, "params": res.params,
+                     "size_kb": round(res.params * 4 / 1024, 2), "train_time_s": round(res.train_time_s, 1),
+                     "epochs": len(res.history.get("loss", [])), "cache_hit": res.cache_hit})
+    return pd.DataFrame(rows).set_index("model")
+
+
+def forecast_predictions(results: Mapping[str, TrainResult], windows: Any, split: str = "test"
+                         ) -> dict[str, np.ndarray]:
+    """Real-unit predictions ``(N, steps, targets)`` of every model on ``split``, plus
+    ``"persistence"``. Used by notebook 04 (predictions vs truth)."""
+    x = np.asarray(getattr(windows, f"x_{split}"), np.float32)
+    out = {name: np.asarray(windows.denormalize_targets(predict(res.model, x, batch_size=1024)))
+           for name, res in results.items()}
+    out["persistence"] = persistence(windows, split)
+    return out

@@ -1,0 +1,227 @@
+"""labkit.train: forecasting metric and persistence on hand-computed examples, training reduces the
+loss, and the model cache (hit on the same recipe, miss on a changed hyper-parameter)."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from labkit import train
+
+
+# ------------------------------------------------------------------------------- tiny fake datasets
+@dataclasses.dataclass
+class FakeWindows:
+    """The ``Windows`` interface on hand-made arrays: 2 features (T, rh), targets = both."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    feature_names: list
+    target_names: list
+    feature_mean: np.ndarray
+    feature_std: np.ndarray
+    target_mean: np.ndarray
+    target_std: np.ndarray
+
+    def denormalize_targets(self, y):
+        return np.asarray(y) * self.target_std + self.target_mean
+
+    def last_observed(self, split):
+        x = getattr(self, f"x_{split}")
+        return x[:, -1, :] * self.feature_std + self.feature_mean
+
+
+def _sine_windows(n: int = 600, seed: int = 0) -> FakeWindows:
+    """Windows over a noisy daily-like sine: temperature (degC) and humidity (%RH), normalised."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n + 12)
+    temp = 15 + 5 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 0.3, t.size)
+    rh = 70 - 15 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 1.0, t.size)
+    raw = np.stack([temp, rh], axis=1)
+    mean, std = raw.mean(axis=0), raw.std(axis=0)
+    z = ((raw - mean) / std).astype(np.float32)
+    x = np.stack([z[i:i + 6] for i in range(n)])
+    y = np.stack([z[i + 6:i + 12] for i in range(n)])
+    a, b = int(0.7 * n), int(0.9 * n)
+    names = ["T (degC)", "rh (%)"]
+    return FakeWindows(x[:a], y[:a], x[a:b], y[a:b], x[b:], y[b:], names, names, mean, std, mean, std)
+
+
+# -------------------------------------------------------------------------------------- the metric
+def test_forecast_mae_matches_hand_computed_values():
+    # 2 samples, 3 steps, targets (T, RH); errors chosen by hand
+    y_true = np.zeros((2, 3, 2))
+    y_pred = np.zeros((2, 3, 2))
+    y_pred[:, :, 0] = [[1.0, 2.0, 3.0], [-1.0, 0.0, 1.0]]   # |err| T: step means 1.0, 1.0, 2.0
+    y_pred[:, :, 1] = [[10.0, 0.0, 0.0], [0.0, 0.0, -4.0]]   # |err| RH: step means 5.0, 0.0, 2.0
+    out = train.forecast_mae(y_true, y_pred, ["T (degC)", "rh (%)"])
+    assert out["T_mae"] == pytest.approx(8 / 6)
+    assert out["RH_mae"] == pytest.approx(14 / 6)
+    assert out["T_mae_steps"] == pytest.approx([1.0, 1.0, 2.0])
+    assert out["RH_mae_steps"] == pytest.approx([5.0, 0.0, 2.0])
+    with pytest.raises(ValueError, match="shape"):
+        train.forecast_mae(y_true, y_pred[:, :2], ["T (degC)", "rh (%)"])
+
+
+def test_persistence_repeats_last_observed_value_in_real_units():
+    w = _sine_windows(60)
+    pred = train.persistence(w, "test")
+    assert pred.shape == w.y_test.shape
+    last_real = w.x_test[:, -1, :] * w.feature_std + w.feature_mean
+    np.testing.assert_allclose(pred[:, 0], last_real, rtol=1e-6)
+    np.testing.assert_allclose(pred[:, 5], last_real, rtol=1e-6)
+    # its MAE, computed independently by hand from the raw arrays
+    true_real = w.y_test * w.target_std + w.target_mean
+    expected_t = np.mean(np.abs(true_real[:, :, 0] - last_real[:, None, 0]))
+    m = train.forecast_metrics(w, w.y_test, "test")  # a perfect model ...
+    assert m["T_mae"] == pytest.approx(0.0, abs=1e-5)
+    assert m["persist_T_mae"] == pytest.approx(expected_t, rel=1e-6)  # ... beside persistence
+    assert m["T_ratio"] == pytest.approx(0.0, abs=1e-5)
+
+
+def test_kws_metrics_confusion_and_per_class():
+    probs = np.eye(3)[[0, 1, 1, 2, 0]]
+    out = train.kws_metrics(np.array([0, 1, 2, 2, 0]), probs, ["a", "b", "c"])
+    assert out["top1"] == pytest.approx(0.8)
+    assert out["confusion_matrix"] == [[2, 0, 0], [0, 1, 0], [0, 1, 1]]
+    assert out["per_class_accuracy"] == {"a": 1.0, "b": 1.0, "c": 0.5}
+
+
+# ------------------------------------------------------------------------ training and the cache
+@pytest.fixture
+def tmp_data(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABKIT_DATA", str(tmp_path / "data"))
+    return tmp_path / "data"
+
+
+@pytest.mark.slow
+def test_forecaster_learns_and_cache_hits_then_misses(tmp_data, capsys):
+    w = _sine_windows(400)
+    first = train.train_forecaster("fc_mlp", w, epochs=8, batch_size=32, seed=0, learning_rate=3e-3)
+    assert not first.cache_hit
+    loss = first.history["loss"]
+    assert loss[-1] < 0.8 * loss[0], loss                      # training reduces the loss
+    assert first.metrics["T_mae"] < first.metrics["persist_T_mae"]  # and beats persistence on a sine
+    assert (tmp_data / "models" / first.key / "model.h5").exists()
+
+    again = train.train_forecaster("fc_mlp", w, epochs=8, batch_size=32, seed=0, learning_rate=3e-3)
+    assert again.cache_hit and again.key == first.key
+    assert "cache hit" in capsys.readouterr().out
+    assert again.metrics["T_mae"] == pytest.approx(first.metrics["T_mae"])
+    np.testing.assert_allclose(again.model.predict(w.x_test, verbose=0),
+                               first.model.predict(w.x_test, verbose=0), rtol=1e-5, atol=1e-6)
+
+    changed = train.train_forecaster("fc_mlp", w, epochs=1, batch_size=32, seed=0, learning_rate=3e-3)
+    assert not changed.cache_hit and changed.key != first.key
+    forced = train.train_forecaster("fc_mlp", w, epochs=1, batch_size=32, seed=0, learning_rate=3e-3,
+                                    cache=False)
+    assert not forced.cache_hit and forced.key == changed.key
+    # same seed, retrained from scratch: the very same weights (seeded init, shuffling, deterministic ops)
+    for a, b in zip(forced.model.get_weights(), changed.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_cache_key_depends_on_every_part():
+    base = {"data": "abc", "hyper": {"epochs": 3}, "seed": 0}
+    k = train.cache_key("kws", "cnn", base)
+    assert k == train.cache_key("kws", "cnn", dict(base))
+    assert k != train.cache_key("kws", "cnn", {**base, "seed": 1})
+    assert k != train.cache_key("kws", "cnn", {**base, "hyper": {"epochs": 4}})
+    assert k != train.cache_key("kws", "mlp", base)
+
+
+@dataclasses.dataclass
+class FakeKWS:
+    """The ``KWSData`` interface on pure tones (300 / 1000 / 3000 Hz) with noise."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    labels: list
+    name: str = "tones"
+
+    def split(self, name):
+        return getattr(self, f"x_{name}"), getattr(self, f"y_{name}")
+
+
+def _tones(per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    t = np.arange(16000) / 16000
+    xs, ys = [], []
+    for k, f in enumerate((300.0, 1000.0, 3000.0)):
+        for _ in range(per_class):
+            xs.append(0.3 * np.sin(2 * np.pi * f * (1 + 0.05 * rng.normal()) * t + rng.uniform(0, 6.3))
+                      + 0.05 * rng.normal(size=t.size))
+            ys.append(k)
+    return np.asarray(xs, np.float32), np.asarray(ys)
+
+
+@pytest.mark.slow
+def test_kws_training_reduces_loss_and_reports_metrics(tmp_data):
+    data = FakeKWS(*_tones(20, 0), *_tones(6, 1), *_tones(6, 2), labels=["lo", "mid", "hi"])
+    res = train.train_kws("tinyconv", data, "logmel", epochs=3, batch_size=16, seed=0)
+    loss = res.history["loss"]
+    assert len(loss) == 3 and loss[-1] < 0.5 * loss[0], loss
+    assert res.metrics["top1"] > 0.9                      # three tones are easy to tell apart
+    assert np.sum(res.metrics["confusion_matrix"]) == len(data.y_test)
+    assert set(res.metrics["per_class_accuracy"]) == {"lo", "mid", "hi"}
+    row = res.row()
+    assert row["model"] == "tinyconv" and row["features"] == "logmel" and row["params"] == res.params > 0
+    aug = train.train_kws("tinyconv", data, "logmel", epochs=1, batch_size=16, seed=0, augment=True)
+    assert aug.key != res.key and len(aug.history["loss"]) == 1 and aug.info["augment"]["time_shift_ms"] == 100
+    with pytest.raises(ValueError, match="already synthetic"):
+        train.train_kws("tinyconv", dataclasses.replace(data, name="synthetic"), "logmel", epochs=1,
+                        extra_synthetic=5)
+
+
+def test_extra_synthetic_maps_labels_by_name_into_the_train_split_only(tmp_data, monkeypatch):
+    import labkit.data
+
+    data = FakeKWS(*_tones(4, 0), *_tones(2, 1), *_tones(2, 2), labels=["lo", "mid", "hi"])
+    x_syn, _ = _tones(1, 3)                                   # three clips: 300, 1000, 3000 Hz
+    x_syn = np.concatenate([x_syn, x_syn[:1]])
+    names = np.array(["hi", "lo", "_silence_", "hi"])         # "_silence_" is not a label here: dropped
+    calls = []
+
+    def fake_synthetic_clips(labels, per_word, *, seed=0, progress=True):
+        calls.append((list(labels), per_word))
+        return x_syn, names
+
+    monkeypatch.setattr(labkit.data, "synthetic_clips", fake_synthetic_clips)
+    x, y, added = train.mix_synthetic(data, 2, seed=0)
+    assert calls == [(["lo", "mid", "hi"], 2)]
+    assert added == {"lo": 1, "mid": 0, "hi": 2}
+    assert len(x) == len(data.x_train) + 3 and y[len(data.y_train):].tolist() == [2, 0, 2]
+    np.testing.assert_array_equal(x[len(data.y_train)], x_syn[0])
+
+    res = train.train_kws("tinyconv", data, "logmel", epochs=1, batch_size=8, extra_synthetic=2)
+    assert res.metrics["n_train"] == len(data.y_train) + 3
+    assert res.metrics["n"] == len(data.y_test)               # val/test untouched
+    assert res.key != train.train_kws("tinyconv", data, "logmel", epochs=1, batch_size=8).key
+
+
+def test_augmentation_shifts_in_time_and_adds_noise():
+    import tensorflow as tf
+
+    x = np.zeros((64, 16000), np.float32)
+    x[:, 8000] = 1.0                                            # one click in the middle of every clip
+    y = np.arange(64)
+    shifted, y_out = train._augment_fn(train.Augment(time_shift_ms=100, noise_prob=0.0), None)(
+        tf.constant(x), tf.constant(y))
+    shifted = shifted.numpy()
+    assert shifted.shape == x.shape and (y_out.numpy() == y).all()
+    pos = shifted.argmax(axis=1)
+    assert (np.abs(pos - 8000) <= 1600).all() and len(set(pos)) > 10  # up to +-100 ms, varied
+    np.testing.assert_array_equal(shifted.sum(axis=1), 1.0)      # a pure shift: nothing added or lost
+    noisy, _ = train._augment_fn(train.Augment(time_shift_ms=0, noise_prob=1.0, noise_volume=0.1), None)(
+        tf.constant(x), tf.constant(y))
+    rms = np.sqrt(np.mean((noisy.numpy() - x) ** 2, axis=1))
+    assert 0 < rms.min() and rms.max() <= 0.1 + 1e-3          # white noise of RMS <= noise_volume
