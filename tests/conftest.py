@@ -28,3 +28,18 @@ def shared_data() -> Path:
     if path is None:
         pytest.skip("../shared/data is not present (only developers and CI have it)")
     return path
+
+
+@pytest.fixture(scope="session")
+def smoke_report(tmp_path_factory) -> Path:
+    """Every numbered notebook run once under the smoke profile (as `labkit report --profile smoke`).
+
+    Returns the report folder; tests/test_notebooks.py and tests/test_report.py read from it.
+    """
+    from labkit import report
+
+    out = tmp_path_factory.mktemp("smoke_report")
+    runs = report.run_report("smoke", output=out, echo=lambda msg: None)
+    (out / "runs.json").write_text(__import__("json").dumps(
+        {r.name: {"status": r.status, "error": r.error, "seconds": r.seconds} for r in runs}))
+    return out

@@ -23,10 +23,10 @@ def _notebook(path: Path, body: str) -> Path:
     return path
 
 
-def test_setup_check_notebook_smoke(tmp_path):
-    out = tmp_path / "rep"
-    runs = report.run_report("smoke", only=["00"], output=out)
-    assert [(r.name, r.status) for r in runs] == [("00_setup_check", "ok")], runs[0].error
+def test_setup_check_notebook_smoke(smoke_report):
+    out = smoke_report
+    runs = json.loads((out / "runs.json").read_text())
+    assert runs["00_setup_check"]["status"] == "ok", runs["00_setup_check"]["error"]
     html = (out / "html" / "00_setup_check.html").read_text()
     assert "Setup check" in html and "data:image/png;base64" in html  # figure embedded
     assert "injected-parameters" not in html and "I0000" not in html  # hidden cell, no TF log noise
@@ -38,7 +38,8 @@ def test_setup_check_notebook_smoke(tmp_path):
     assert (out / "figures" / "00_weather_two_days.png").stat().st_size > 5_000
     index = (out / "index.html").read_text()
     assert "00_setup_check" in index and "class='ok'" in index and "html/00_setup_check.html" in index
-    assert "checks passed" in index
+    assert "checks passed" in index and "class='failed'" not in index
+    assert len(list((out / "html").glob("*.html"))) == len(report.discover())  # every notebook rendered
 
 
 def test_failing_notebook_is_rendered_and_others_still_run(tmp_path, monkeypatch):

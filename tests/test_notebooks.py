@@ -1,0 +1,99 @@
+"""Every notebook runs headless under the smoke profile, and what it records is right.
+
+The notebooks run once per test session (the ``smoke_report`` fixture in conftest.py); each test
+here reads the rows one notebook recorded and checks them against independent computations.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from labkit import report
+
+pytestmark = pytest.mark.slow
+NOTEBOOKS = [p.stem for p in report.discover()]
+
+
+def _table(out, name: str) -> pd.DataFrame:
+    doc = json.loads((out / "results" / f"{name}.json").read_text())
+    assert doc["profile"] == "smoke" and doc["versions"]["tensorflow"].startswith("2.21")
+    return pd.DataFrame(doc["rows"])
+
+
+def _key(out, name: str) -> dict:
+    return json.loads((out / "results" / f"{name}.json").read_text())["key"]
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_runs_and_renders(smoke_report, name):
+    run = json.loads((smoke_report / "runs.json").read_text())[name]
+    assert run["status"] == "ok", f"{name} failed: {run['error']}"
+    assert (smoke_report / "html" / f"{name}.html").stat().st_size > 10_000
+    executed = json.loads((smoke_report / "executed" / f"{name}.ipynb").read_text())
+    errors = [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors
+    recorded = [json.loads(p.read_text()) for p in (smoke_report / "results").glob("*.json")]
+    assert any(doc["notebook"] == name for doc in recorded), f"{name} recorded no results"
+
+
+def test_01_preprocessing_cost_and_parity(smoke_report):
+    cost = _table(smoke_report, "01_preprocessing_cost").set_index(["pipeline", "mode"])
+    assert {"stft", "logmel", "mfcc_a"} <= set(cost.index.get_level_values(0))
+    assert (cost["ms_per_clip"] > 0).all()
+    # a compiled graph beats op-by-op eager execution for every pipeline
+    for pipe in ("stft", "logmel", "mfcc_a"):
+        assert cost.loc[(pipe, "tf.function"), "ms_per_clip"] < cost.loc[(pipe, "eager"), "ms_per_clip"]
+    parity = _table(smoke_report, "01_feature_parity")
+    matched = parity[parity["librosa filterbank"] == "matched"]
+    assert len(matched) >= 3 and (matched["max_abs_diff"] <= matched["tolerance"]).all()
+
+
+def test_02_estimates_agree_with_tflite_and_tflm(smoke_report):
+    costs = _table(smoke_report, "02_model_costs").set_index("model")
+    assert {"mlp", "cnn", "ds_cnn", "tinyconv", "fc_mlp", "fc_cnn", "fc_lstm"} <= set(costs.index)
+    # notebook 02 profiles the MLPerf Tiny reference (12 classes)
+    assert costs.loc["ds_cnn", "macs"] == 2_656_768 and costs.loc["ds_cnn", "trainable"] == 23_756
+    vs = _table(smoke_report, "02_estimate_vs_measured").set_index(["model", "mode"])
+    ds = vs.loc[("ds_cnn", "int8")]
+    assert ds["flash_est"] == ds["tensor_data"] and ds["ram_est"] == ds["arena_head"]
+    assert ds["flash_est"] < ds["tflite_bytes"] < 2 * ds["flash_est"]  # flatbuffer overhead, stated not hidden
+    assert ds["ram_est"] < ds["arena_total"] < ds["ram_est"] + 12_000
+
+
+def test_03_kws_training_table(smoke_report):
+    from labkit import models
+
+    table = _table(smoke_report, "03_kws_training")
+    assert {"mlp", "cnn", "ds_cnn", "tinyconv"} <= set(table["model"])
+    assert {"stft", "mfcc_a"} <= set(table["features"])
+    assert table["top1"].between(0, 1).all() and (table["epochs"] >= 1).all()
+    ds = table[(table.model == "ds_cnn") & (table.features == "mfcc_a")].iloc[0]
+    assert ds["params"] == models.build("ds_cnn", (49, 10, 1), 10).count_params()
+    assert ds["size_kb"] == pytest.approx(ds["params"] * 4 / 1024, abs=0.01)
+
+
+def test_04_forecasting_next_to_persistence(smoke_report):
+    from labkit import data
+
+    table = _table(smoke_report, "04_forecasting").set_index("model")
+    w = data.make_windows(data.load_weather("payerne"))
+    mae = np.abs(w.persistence("test") - w.y_true("test")).mean(axis=(0, 1))
+    assert table.loc["persistence", "T_mae"] == pytest.approx(mae[0], abs=1e-6)
+    assert table.loc["persistence", "RH_mae"] == pytest.approx(mae[1], abs=1e-6)
+    for m in ("fc_mlp", "fc_cnn", "fc_lstm"):
+        assert table.loc[m, "T_ratio"] == pytest.approx(table.loc[m, "T_mae"] / mae[0], rel=1e-6)
+        assert 0 < table.loc[m, "T_mae"] < 3 * mae[0]
+
+
+def test_05_conversion_modes_sizes_and_tflm(smoke_report):
+    table = _table(smoke_report, "05_conversion")
+    kws = table[table["top1"].notna()].set_index("mode")
+    assert list(kws.index) == ["FP32", "FP16", "INT8 W", "INT8 W+A"]
+    assert kws.loc["INT8 W+A", "tflite_kb"] < kws.loc["FP16", "tflite_kb"] < kws.loc["FP32", "tflite_kb"]
+    assert (kws["zlib_kb"] < kws["tflite_kb"]).all()
+    assert abs(kws.loc["FP32", "diff_top1"]) < 1e-9  # the float TFLite model is the Keras model
+    tflm = _table(smoke_report, "05_tflm").set_index("model")
+    assert (tflm["max_diff_lsb"] <= 1).all()  # TFLite Micro vs LiteRT reference kernels
