@@ -1038,7 +1038,8 @@ def compare_modes_forecast(
 ) -> ModeComparison:
     """Like :func:`compare_modes_kws` for a forecaster on ``windows``: test T and RH MAE (real units)
     next to Keras', sizes, latency per stage (normalise -> inference -> de-normalise) and TFLM vs
-    LiteRT on the int8 model. Calibration uses the training windows. Used by notebook 05.
+    LiteRT on the int8 model. Calibration uses the train + validation windows
+    (``windows.calibration_inputs()``). Used by notebook 05.
     """
     from . import bench
 
@@ -1048,7 +1049,7 @@ def compare_modes_forecast(
     keras_pred = _keras_predict(model, x, batch_size=1024)
     keras = {k: v for k, v in _forecast_metrics(windows, keras_pred, "test", n).items()
              if k in ("T_mae", "RH_mae")}
-    converted = convert_all(model, np.asarray(windows.x_train, np.float32), modes=modes, name=name)
+    converted = convert_all(model, windows.calibration_inputs(), modes=modes, name=name)
 
     def metrics(pred: np.ndarray) -> dict[str, float]:
         m = _forecast_metrics(windows, pred, "test", n)

@@ -557,6 +557,15 @@ class Windows:
         """Real-unit targets to the normalised scale the models see (float32). Used by notebooks 04-08."""
         return ((np.asarray(y, dtype=np.float64) - self.target_mean) / self.target_std).astype(np.float32)
 
+    def calibration_inputs(self) -> np.ndarray:
+        """Inputs for int8 calibration (the representative dataset): the train and validation windows.
+
+        Never the test windows. Payerne is one month that warms up towards its end: calibrated on the
+        train part alone, 8-20 % of the test inputs fall outside the int8 range and the int8 forecaster
+        loses 0.3 °C of T MAE; with the validation part too, nothing is clipped. Used by notebooks 05-08.
+        """
+        return np.concatenate([self.x_train, self.x_val]).astype(np.float32)
+
     def last_observed(self, name: str = "test") -> np.ndarray:
         """Targets at the last input step of each window, real units ``(N, n_targets)``: the persistence input.
 
