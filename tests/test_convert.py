@@ -69,6 +69,9 @@ class _Windows:
     def last_observed(self, split):
         return getattr(self, f"x_{split}")[:, -1, :] * self.feature_std + self.feature_mean
 
+    def calibration_inputs(self):  # this stand-in has no validation part
+        return self.x_train
+
 
 def _windows(n: int = 400) -> _Windows:
     rng = np.random.default_rng(0)
