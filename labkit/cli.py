@@ -4,6 +4,7 @@
     labkit data [--list | --fetch NAME | --synthetic N]
     labkit info
     labkit warmup
+    labkit search --task kws|forecast [--trials N] [--storage URL] [--study NAME] [--profile P] [--seed 0]
 """
 from __future__ import annotations
 
@@ -62,6 +63,48 @@ def _cmd_warmup(_: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_search(args: argparse.Namespace) -> int:
+    """Run (or join, or resume) a trade-off study and print its Pareto front and the presets it meets."""
+    import pandas as pd
+
+    from . import data, search
+
+    cfg = config.setup(args.profile, seed=args.seed)
+    if args.task == "kws":
+        dataset = data.load_kws(cfg.kws_dataset, per_word=cfg.synth_per_word, seed=args.seed)
+    else:
+        dataset = data.make_windows(data.load_weather(cfg.forecast_dataset))
+    result = search.run_search(args.task, dataset, cfg, seed=args.seed, n_trials=args.trials, storage=args.storage,
+                               name=args.study)
+    print(f"study {result.name!r} in {result.storage}: {len(result.trials)} finished trials "
+          f"({result.new_trials} run by this worker in {result.seconds:.0f} s)")
+    if not len(result.trials):
+        return 1
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 60):
+        print("\nPareto front:")
+        print(result.front[["trial", "config", *search.OBJECTIVES[args.task]]].round(4).to_string(index=False))
+        print("\nConstraint presets:")
+        print(search.preset_checks(search.best_configs(result.trials, args.task)).round(4).to_string(index=False))
+    return 0
+
+
+_SEARCH_EPILOG = """\
+storage:
+  Trials are stored in an Optuna database. By default a SQLite file reports/search/<study>.db: an
+  interrupted run (Ctrl-C, a crash, a killed machine) resumes where it stopped when started again with
+  the same arguments, without losing finished trials; configurations proposed again are measured once.
+  To spread one study over many processes or machines, start the same command in each of them with one
+  shared database URL and one study name; Optuna hands every worker different trials and each stops
+  once the study holds --trials finished ones:
+
+    labkit search --task kws --trials 200 --profile full --study kws-full \\
+                  --storage postgresql://user:password@dbhost/optuna      # on every machine
+
+  (PostgreSQL needs `pip install psycopg2-binary`; MySQL works too with its driver.) Several processes
+  on one machine can share the default SQLite file; across machines use a database server.
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``labkit``."""
     parser = argparse.ArgumentParser(prog="labkit", description="tinyml-labkit command line")
@@ -84,6 +127,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="versions and folders")
     p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("search", help="multi-objective trade-off search under the course's constraints (notebook 08)",
+                       description="Search model family, width, pruning, quantization mode and features for the "
+                                   "configurations that meet the course's constraint presets; every objective "
+                                   "(metric, zlib size, latency) is measured.",
+                       epilog=_SEARCH_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--task", required=True, choices=("kws", "forecast"), help="keyword spotting or forecasting")
+    p.add_argument("--trials", type=int, default=None,
+                   help="finished trials the study should hold (default: the profile's search_trials)")
+    p.add_argument("--storage", default=None, metavar="URL",
+                   help="Optuna database URL, e.g. sqlite:///study.db or postgresql://user:pw@host/db "
+                        "(default: sqlite file under reports/search/)")
+    p.add_argument("--study", default=None, metavar="NAME",
+                   help="study name (default: derived from task, profile, seed, data and settings)")
+    p.add_argument("--profile", default="quick", choices=sorted(config.PROFILES),
+                   help="data, training recipe and default search space")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_search)
 
     p = sub.add_parser("warmup", help="compile librosa's numba kernels once (run by `make setup`)")
     p.set_defaults(func=_cmd_warmup)
