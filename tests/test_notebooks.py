@@ -97,3 +97,46 @@ def test_05_conversion_modes_sizes_and_tflm(smoke_report):
     assert abs(kws.loc["FP32", "diff_top1"]) < 1e-9  # the float TFLite model is the Keras model
     tflm = _table(smoke_report, "05_tflm").set_index("model")
     assert (tflm["max_diff_lsb"] <= 1).all()  # TFLite Micro vs LiteRT reference kernels
+
+
+def test_06_quantization_summary_and_bit_sweep(smoke_report):
+    summary = _table(smoke_report, "06_quantization_summary").set_index(["model", "variant"])
+    kws_model = summary.index.get_level_values(0)[0]
+    ds = summary.loc[kws_model]
+    assert list(ds.index) == ["FP32", "INT8 W", "INT8 W+A", "QAT INT8"]
+    assert ds.loc["INT8 W+A", "tflite_kb"] < ds.loc["FP32", "tflite_kb"] / 1.5
+    assert (ds["top1"] - ds["simulated_top1"]).abs().max() <= 0.1  # the fake-quant simulation tracks the file
+    bits = _table(smoke_report, "06_quantization_bits")
+    wa = bits[(bits.model == kws_model) & (bits.method.isin(["PTQ W+A", "QAT W+A"]))]
+    assert {4, 8} <= set(wa["bits"]) and wa["top1"].between(0, 1).all()
+
+
+def test_07_pruning_summary(smoke_report):
+    summary = _table(smoke_report, "07_pruning").set_index(["task", "variant"])
+    for task in ("kws", "forecast"):
+        rows = summary.loc[task]
+        assert list(rows.index) == ["Baseline", "Structured 0.75", "Structured 0.5", "Sparse 0.8", "Sparse 0.9"]
+        # structured pruning removes channels: fewer parameters and MACs, a smaller file
+        assert rows.loc["Structured 0.5", "params"] < rows.loc["Structured 0.75", "params"] < rows.loc["Baseline", "params"]
+        assert rows.loc["Structured 0.5", "macs"] < rows.loc["Baseline", "macs"]
+        assert rows.loc["Structured 0.5", "tflite_kb"] < rows.loc["Baseline", "tflite_kb"]
+        # sparsity keeps the shapes but compresses: zlib shrinks as sparsity rises
+        assert rows.loc["Sparse 0.9", "params"] == rows.loc["Baseline", "params"]
+        assert rows.loc["Sparse 0.9", "nonzero_params"] < rows.loc["Sparse 0.8", "nonzero_params"]
+        assert rows.loc["Sparse 0.9", "zlib_kb"] < rows.loc["Sparse 0.8", "zlib_kb"] < rows.loc["Baseline", "zlib_kb"]
+
+
+def test_08_constraint_checks_are_consistent(smoke_report):
+    checks = _table(smoke_report, "08_preset_checks")
+    assert set(checks["preset"]) == {"kws_a", "kws_b", "kws_c", "forecast_a", "forecast_b"}
+    for row in checks.to_dict(orient="records"):
+        if row["value"] is None or row["value"] != row["value"]:
+            assert not row["passed"]
+            continue
+        assert row["passed"] == (row["margin"] > 0), row
+        expected = row["limit"] - row["value"] if "<" in row["constraint"] else row["value"] - row["limit"]
+        assert row["margin"] == pytest.approx(expected)
+    met = set(checks.groupby("preset")["passed"].all().loc[lambda s: s].index)
+    assert set(_key(smoke_report, "08_tradeoffs")["presets_met"].replace("none", "").split(", ")) - {""} == met
+    for table in ("08_kws_summary", "08_forecast_summary"):
+        assert len(_table(smoke_report, table)) >= 1
