@@ -17,6 +17,8 @@ import pytest
 
 from labkit import bench, convert, features, models
 
+from fakes import sine_windows
+
 KWS_FEATURES = "mfcc_a"
 CLASSES = 4
 
@@ -48,51 +50,13 @@ def kws():
     return model, converted, (x_train, y_train, x_test, y_test)
 
 
-@dataclasses.dataclass
-class _Windows:
-    """The Windows interface on a noisy daily sine (T in degC, RH in %), normalised."""
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    feature_names: list
-    target_names: list
-    feature_mean: np.ndarray
-    feature_std: np.ndarray
-    target_mean: np.ndarray
-    target_std: np.ndarray
-
-    def denormalize_targets(self, y):
-        return np.asarray(y) * self.target_std + self.target_mean
-
-    def last_observed(self, split):
-        return getattr(self, f"x_{split}")[:, -1, :] * self.feature_std + self.feature_mean
-
-    def calibration_inputs(self):  # this stand-in has no validation part
-        return self.x_train
-
-
-def _windows(n: int = 400) -> _Windows:
-    rng = np.random.default_rng(0)
-    t = np.arange(n + 12)
-    raw = np.stack([15 + 5 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 0.3, t.size),
-                    70 - 15 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 1.0, t.size)], axis=1)
-    mean, std = raw.mean(axis=0), raw.std(axis=0)
-    z = ((raw - mean) / std).astype(np.float32)
-    x = np.stack([z[i:i + 6] for i in range(n)])
-    y = np.stack([z[i + 6:i + 12] for i in range(n)])
-    names = ["T (degC)", "rh (%)"]
-    return _Windows(x[:300], y[:300], x[300:], y[300:], names, names, mean, std, mean, std)
-
-
 @pytest.fixture(scope="module")
 def lstm():
     """The LSTM forecaster (alpha 0.5, residual head) trained for a few steps on sine windows, converted
     to FP32 and INT8 W+A."""
     import tensorflow as tf
 
-    w = _windows()
+    w = sine_windows(400, split=(0.75, 0.75))
     model = models.build("fc_lstm", w.x_train.shape[1:], (6, 2), alpha=0.5, seed=0, residual=True)
     model.compile(tf.keras.optimizers.Adam(1e-2), "mae")
     model.fit(w.x_train, w.y_train, epochs=3, batch_size=32, verbose=0)

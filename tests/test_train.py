@@ -9,47 +9,7 @@ import pytest
 
 from labkit import train
 
-
-# ------------------------------------------------------------------------------- tiny fake datasets
-@dataclasses.dataclass
-class FakeWindows:
-    """The ``Windows`` interface on hand-made arrays: 2 features (T, rh), targets = both."""
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    feature_names: list
-    target_names: list
-    feature_mean: np.ndarray
-    feature_std: np.ndarray
-    target_mean: np.ndarray
-    target_std: np.ndarray
-
-    def denormalize_targets(self, y):
-        return np.asarray(y) * self.target_std + self.target_mean
-
-    def last_observed(self, split):
-        x = getattr(self, f"x_{split}")
-        return x[:, -1, :] * self.feature_std + self.feature_mean
-
-
-def _sine_windows(n: int = 600, seed: int = 0) -> FakeWindows:
-    """Windows over a noisy daily-like sine: temperature (degC) and humidity (%RH), normalised."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(n + 12)
-    temp = 15 + 5 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 0.3, t.size)
-    rh = 70 - 15 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 1.0, t.size)
-    raw = np.stack([temp, rh], axis=1)
-    mean, std = raw.mean(axis=0), raw.std(axis=0)
-    z = ((raw - mean) / std).astype(np.float32)
-    x = np.stack([z[i:i + 6] for i in range(n)])
-    y = np.stack([z[i + 6:i + 12] for i in range(n)])
-    a, b = int(0.7 * n), int(0.9 * n)
-    names = ["T (degC)", "rh (%)"]
-    return FakeWindows(x[:a], y[:a], x[a:b], y[a:b], x[b:], y[b:], names, names, mean, std, mean, std)
+from fakes import sine_windows
 
 
 # -------------------------------------------------------------------------------------- the metric
@@ -69,7 +29,7 @@ def test_forecast_mae_matches_hand_computed_values():
 
 
 def test_persistence_repeats_last_observed_value_in_real_units():
-    w = _sine_windows(60)
+    w = sine_windows(60)
     pred = train.persistence(w, "test")
     assert pred.shape == w.y_test.shape
     last_real = w.x_test[:, -1, :] * w.feature_std + w.feature_mean
@@ -101,7 +61,7 @@ def tmp_data(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_forecaster_learns_and_cache_hits_then_misses(tmp_data, capsys):
-    w = _sine_windows(400)
+    w = sine_windows(400)
     first = train.train_forecaster("fc_mlp", w, epochs=8, batch_size=32, seed=0, learning_rate=3e-3)
     assert not first.cache_hit
     loss = first.history["loss"]
