@@ -13,7 +13,6 @@ import html
 import json
 import os
 import re
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -295,12 +294,3 @@ def run_report(
     echo(f"report: {sum(r.status == 'ok' for r in runs)}/{len(runs)} ok in "
          f"{(time.perf_counter() - t0) / 60:.1f} min -> {output / 'index.html'}")
     return runs
-
-
-def clean(output: str | os.PathLike) -> None:
-    """Delete a report folder's generated content (keeps README.md)."""
-    output = Path(output)
-    for child in output.iterdir() if output.is_dir() else []:
-        if child.name == "README.md":
-            continue
-        shutil.rmtree(child) if child.is_dir() else child.unlink()
