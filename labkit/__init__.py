@@ -35,19 +35,27 @@ elif "tensorflow" in sys.modules and "keras" in sys.modules and "tf_keras" not i
     )
 
 _SUBMODULES = (
-    "config", "data", "features", "models", "estimate", "train", "convert", "quantize",
-    "prune", "bench", "plots", "results", "report", "search", "system", "cli",
+    "config", "io", "results", "bench", "metrics", "graph", "models", "data", "features", "estimate", "tflite",
+    "train", "tasks", "quantize", "prune", "search", "experiments", "plots", "widgets", "session", "system",
+    "report", "cli",
 )
 
 
-def __getattr__(name: str):
-    """Import submodules on first use, so ``import labkit`` stays cheap."""
-    if name in _SUBMODULES:
-        module = importlib.import_module(f"{__name__}.{name}")
-        globals()[name] = module
-        return module
-    raise AttributeError(f"module 'labkit' has no attribute {name!r}")
+def lazy_submodules(package: str, names: tuple[str, ...], namespace: dict):
+    """``(__getattr__, __dir__)`` for a package whose submodules ``names`` load on first access (PEP 562),
+    so importing the package stays cheap. Used here and by ``labkit.experiments``."""
+
+    def __getattr__(name: str):
+        if name in names:
+            module = importlib.import_module(f"{package}.{name}")
+            namespace[name] = module
+            return module
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    def __dir__() -> list[str]:
+        return sorted(list(namespace) + list(names))
+
+    return __getattr__, __dir__
 
 
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + list(_SUBMODULES))
+__getattr__, __dir__ = lazy_submodules(__name__, _SUBMODULES, globals())

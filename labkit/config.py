@@ -121,22 +121,3 @@ def seed_everything(seed: int) -> None:
         tf.config.experimental.enable_op_determinism()
     except Exception:  # pragma: no cover - older TF
         pass
-
-
-def setup(profile_name: str = "quick", *, seed: int = 0, **overrides) -> Profile:
-    """Notebook setup in one call: resolve the profile (``None`` overrides ignored), seed everything,
-    quiet TensorFlow's Python INFO logs, widen pandas tables, apply the plot style.
-    Used by the second code cell of every notebook."""
-    import logging
-
-    import pandas as pd
-
-    cfg = profile(profile_name, **overrides)
-    seed_everything(seed)
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # "Assets written to ..." on every conversion
-    pd.set_option("display.max_colwidth", 120)
-    pd.set_option("display.width", 160)
-    from . import plots
-
-    plots.use_style()
-    return cfg

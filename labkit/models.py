@@ -26,10 +26,12 @@ refer to them.
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import tensorflow as tf
+if TYPE_CHECKING:  # pragma: no cover
+    import tensorflow as tf
 
 KWS_MODELS: tuple[str, ...] = ("mlp", "cnn", "ds_cnn", "tinyconv")
 """Keyword-spotting builders (``outputs`` = number of classes)."""
@@ -41,7 +43,15 @@ BN_MOMENTUM = 0.9
 """BatchNorm momentum for every model: Keras' default 0.99 collapsed inference outputs to one class
 with ~27 steps per epoch (see PITFALLS.md)."""
 
-__all__ = ["KWS_MODELS", "FORECAST_MODELS", "BN_MOMENTUM", "CUSTOM_OBJECTS", "build", "scaled", "LastObserved"]
+__all__ = ["KWS_MODELS", "FORECAST_MODELS", "BN_MOMENTUM", "custom_objects", "build", "scaled"]
+
+
+def _tf() -> Any:
+    """TensorFlow, imported on first use: importing this module stays cheap (the CLI and the report
+    import modules that import this one without ever building a model)."""
+    import tensorflow as tf
+
+    return tf
 
 
 def scaled(n: int, alpha: float) -> int:
@@ -65,47 +75,66 @@ class _Seeds:
         self._count += 1
         return self._base + self._count
 
-    def glorot(self) -> tf.keras.initializers.Initializer:
-        return tf.keras.initializers.GlorotUniform(seed=self())
+    def glorot(self) -> "tf.keras.initializers.Initializer":
+        return _tf().keras.initializers.GlorotUniform(seed=self())
 
-    def orthogonal(self) -> tf.keras.initializers.Initializer:
-        return tf.keras.initializers.Orthogonal(seed=self())
-
-
-@tf.keras.utils.register_keras_serializable(package="labkit")
-class LastObserved(tf.keras.layers.Layer):
-    """Adds the last observed value of the target features to a predicted change.
-
-    Inputs ``[x, delta]`` with ``x`` of shape ``(B, steps_in, F)`` and ``delta`` of shape
-    ``(B, steps_out, len(indices))``; returns ``delta + x[:, -1:, indices]``. Used by the forecasting
-    builders with ``residual=True`` (notebook 04).
-    """
-
-    def __init__(self, indices: Sequence[int], **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.indices = [int(i) for i in indices]
-
-    def call(self, inputs):  # noqa: D102 - Keras API
-        x, delta = inputs
-        last = x[:, -1:, :]
-        idx = self.indices
-        if idx == list(range(idx[0], idx[0] + len(idx))):  # contiguous: a plain slice
-            last = last[:, :, idx[0]: idx[0] + len(idx)]
-        else:
-            last = tf.gather(last, idx, axis=-1)
-        return delta + last
-
-    def get_config(self) -> dict:  # noqa: D102 - Keras API
-        return {**super().get_config(), "indices": self.indices}
+    def orthogonal(self) -> "tf.keras.initializers.Initializer":
+        return _tf().keras.initializers.Orthogonal(seed=self())
 
 
-CUSTOM_OBJECTS: dict[str, type] = {"LastObserved": LastObserved}
-"""Pass as ``custom_objects`` when loading a saved model built here (``tf.keras.models.load_model``)."""
+@functools.lru_cache(maxsize=None)
+def _last_observed_class() -> type:
+    """The :class:`LastObserved` layer class, defined (and registered with Keras) on first use."""
+    tf = _tf()
+
+    @tf.keras.utils.register_keras_serializable(package="labkit")
+    class LastObserved(tf.keras.layers.Layer):
+        """Adds the last observed value of the target features to a predicted change.
+
+        Inputs ``[x, delta]`` with ``x`` of shape ``(B, steps_in, F)`` and ``delta`` of shape
+        ``(B, steps_out, len(indices))``; returns ``delta + x[:, -1:, indices]``. Used by the forecasting
+        builders with ``residual=True`` (notebook 04).
+        """
+
+        def __init__(self, indices: Sequence[int], **kwargs) -> None:
+            super().__init__(**kwargs)
+            self.indices = [int(i) for i in indices]
+
+        def call(self, inputs):  # noqa: D102 - Keras API
+            x, delta = inputs
+            last = x[:, -1:, :]
+            idx = self.indices
+            if idx == list(range(idx[0], idx[0] + len(idx))):  # contiguous: a plain slice
+                last = last[:, :, idx[0]: idx[0] + len(idx)]
+            else:
+                last = tf.gather(last, idx, axis=-1)
+            return delta + last
+
+        def get_config(self) -> dict:  # noqa: D102 - Keras API
+            return {**super().get_config(), "indices": self.indices}
+
+    LastObserved.__module__ = __name__
+    LastObserved.__qualname__ = "LastObserved"
+    return LastObserved
+
+
+def custom_objects() -> dict[str, type]:
+    """The custom layers of these models, for ``custom_objects`` when loading a saved model
+    (``tf.keras.models.load_model``). Used by the model cache (notebooks 03-08) and QAT."""
+    return {"LastObserved": _last_observed_class()}
+
+
+def __getattr__(name: str) -> Any:
+    """``models.LastObserved``: the layer class, defined with TensorFlow on first access."""
+    if name == "LastObserved":
+        return _last_observed_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --------------------------------------------------------------------------- small building blocks
 
 def _conv_bn_relu(x, filters: int, kernel, seeds: _Seeds, name: str, *, strides=1, padding="same"):
+    tf = _tf()
     x = tf.keras.layers.Conv2D(filters, kernel, strides=strides, padding=padding, use_bias=False,
                                kernel_initializer=seeds.glorot(), name=name)(x)
     x = tf.keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
@@ -113,6 +142,7 @@ def _conv_bn_relu(x, filters: int, kernel, seeds: _Seeds, name: str, *, strides=
 
 
 def _dense(units: int, seeds: _Seeds, name: str, activation: str | None = None):
+    tf = _tf()
     return tf.keras.layers.Dense(units, activation=activation, kernel_initializer=seeds.glorot(),
                                  name=name)
 
@@ -142,6 +172,7 @@ def _check_forecast(name: str, input_shape: tuple[int, ...], outputs) -> tuple[i
 # --------------------------------------------------------------------------- KWS models
 
 def _mlp(inputs, classes: int, alpha: float, seeds: _Seeds):
+    tf = _tf()
     x = tf.keras.layers.Flatten(name="flatten")(inputs)
     for i in range(1, 4):
         x = _dense(scaled(256, alpha), seeds, f"fc{i}", activation="relu")(x)
@@ -149,6 +180,7 @@ def _mlp(inputs, classes: int, alpha: float, seeds: _Seeds):
 
 
 def _cnn(inputs, classes: int, alpha: float, seeds: _Seeds):
+    tf = _tf()
     x = inputs
     for i, filters in enumerate((16, 32, 64), start=1):
         x = _conv_bn_relu(x, scaled(filters, alpha), (3, 3), seeds, f"conv{i}")
@@ -160,6 +192,7 @@ def _cnn(inputs, classes: int, alpha: float, seeds: _Seeds):
 
 
 def _ds_cnn(inputs, classes: int, alpha: float, seeds: _Seeds):
+    tf = _tf()
     # MLPerf Tiny KWS reference (tiny/benchmark/training/keyword_spotting/keras_model.py), whose
     # convolutions keep their biases; BN momentum 0.9 instead of 0.99 (PITFALLS.md).
     filters = scaled(64, alpha)
@@ -188,6 +221,7 @@ def _ds_cnn(inputs, classes: int, alpha: float, seeds: _Seeds):
 
 
 def _tinyconv(inputs, classes: int, alpha: float, seeds: _Seeds):
+    tf = _tf()
     # tensorflow/examples/speech_commands/models.py: create_tiny_conv_model (micro_speech).
     x = tf.keras.layers.Conv2D(scaled(8, alpha), (10, 8), strides=(2, 2), padding="same", activation="relu",
                                kernel_initializer=seeds.glorot(), name="conv1")(inputs)
@@ -199,11 +233,13 @@ def _tinyconv(inputs, classes: int, alpha: float, seeds: _Seeds):
 # --------------------------------------------------------------------------- forecasting models
 
 def _fc_head(x, steps: int, targets: int, seeds: _Seeds):
+    tf = _tf()
     x = _dense(steps * targets, seeds, "output")(x)
     return tf.keras.layers.Reshape((steps, targets), name="reshape")(x)
 
 
 def _fc_mlp(inputs, steps: int, targets: int, alpha: float, seeds: _Seeds):
+    tf = _tf()
     x = tf.keras.layers.Flatten(name="flatten")(inputs)
     x = _dense(scaled(32, alpha), seeds, "fc1", activation="relu")(x)
     x = _dense(scaled(16, alpha), seeds, "fc2", activation="relu")(x)
@@ -211,6 +247,7 @@ def _fc_mlp(inputs, steps: int, targets: int, alpha: float, seeds: _Seeds):
 
 
 def _fc_cnn(inputs, steps: int, targets: int, alpha: float, seeds: _Seeds):
+    tf = _tf()
     kernel = min(3, int(inputs.shape[1]))
     x = tf.keras.layers.Conv1D(scaled(8, alpha), kernel, activation="relu", kernel_initializer=seeds.glorot(),
                                name="conv1")(inputs)
@@ -219,6 +256,7 @@ def _fc_cnn(inputs, steps: int, targets: int, alpha: float, seeds: _Seeds):
 
 
 def _fc_lstm(inputs, steps: int, targets: int, alpha: float, seeds: _Seeds):
+    tf = _tf()
     # unroll=False keeps one fused LSTM op at conversion; the forecaster is converted at batch 1.
     x = tf.keras.layers.LSTM(scaled(16, alpha), kernel_initializer=seeds.glorot(),
                              recurrent_initializer=seeds.orthogonal(), name="lstm")(inputs)
@@ -238,7 +276,7 @@ def build(
     seed: int = 0,
     residual: bool = False,
     target_indices: Sequence[int] | None = None,
-) -> tf.keras.Model:
+) -> "tf.keras.Model":
     """Build model ``name`` (one of :data:`KWS_MODELS` or :data:`FORECAST_MODELS`), uncompiled.
 
     ``input_shape`` excludes the batch axis: ``(T, F, 1)`` for KWS (``features.output_shape(cfg)``),
@@ -254,6 +292,7 @@ def build(
 
     Used by notebooks 02-08.
     """
+    tf = _tf()
     input_shape = tuple(int(v) for v in input_shape)
     if any(v < 1 for v in input_shape):
         raise ValueError(f"input_shape must be positive sizes without the batch axis, got {input_shape!r}")
@@ -272,7 +311,7 @@ def build(
             if len(idx) != targets or not all(0 <= i < input_shape[-1] for i in idx):
                 raise ValueError(f"target_indices must be {targets} feature indices in [0, {input_shape[-1]}), "
                                  f"got {idx!r}")
-            out = LastObserved(idx, name="last_observed")([inputs, out])
+            out = _last_observed_class()(idx, name="last_observed")([inputs, out])
     else:
         raise ValueError(f"unknown model {name!r}; choose one of {KWS_MODELS + FORECAST_MODELS}")
     scaled_name = name if alpha == 1.0 else f"{name}_a{alpha:g}".replace(".", "p")

@@ -1,65 +1,24 @@
 """Result rows recorded by notebooks, gathered by the report into CSV/Markdown tables.
 
 Every notebook ends with ``results.record(...)``: one JSON file per table under
-``reports/results/``, written atomically (temp file + rename).
+``reports/results/``, written atomically (``labkit.io``: temp file + rename).
 """
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-import numpy as np
 import pandas as pd
 
 from . import config
+from .io import atomic_write_bytes, atomic_write_text, jsonable
 
-
-def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> Path:
-    """Write ``payload`` to ``path`` through a temp file in the same folder and a rename.
-
-    An interruption never leaves a half-written file behind. Used across labkit.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Text version of :func:`atomic_write_bytes` (UTF-8)."""
-    return atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if isinstance(value, Path):
-        return str(value)
-    return str(value)
+__all__ = ["versions", "results_dir", "record", "load", "load_all", "to_frame",
+           "atomic_write_bytes", "atomic_write_text"]  # the last two: labkit.io's, for the report
 
 
 def versions() -> dict[str, str]:
@@ -110,7 +69,7 @@ def record(
         "versions": versions(),
         "rows": rows,
     }
-    text = json.dumps(_jsonable(doc), indent=1, allow_nan=False)
+    text = json.dumps(jsonable(doc), indent=1, allow_nan=False)
     return atomic_write_text(results_dir() / f"{table}.json", text + "\n")
 
 

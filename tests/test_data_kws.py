@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from labkit import config
-from labkit.data import audio, kws, load_kws
+from labkit.data import audio, kws, load_kws, splits
 from labkit.data.audio import fix_length, read_wav, wav_bytes, write_wav
 
 PART_A = "speech_commands_test_v0.02_part_a"
@@ -91,15 +91,15 @@ def test_write_read_round_trip(tmp_path):
 
 # --------------------------------------------------------------------------------- speaker split
 def test_speaker_id_and_official_hash_rule(shared_data):
-    assert kws.speaker_id("0c540988_nohash_0.wav") == "0c540988"
-    assert kws.speaker_id("backward_0c540988_nohash_0.wav.wav") == "0c540988"
-    assert kws.speaker_id("1024.wav") == "1024"
+    assert splits.speaker_id("0c540988_nohash_0.wav") == "0c540988"
+    assert splits.speaker_id("backward_0c540988_nohash_0.wav.wav") == "0c540988"
+    assert splits.speaker_id("1024.wav") == "1024"
     # The official test set holds exactly the speakers that the README's which_set sends to "testing":
     # an external check that our unsalted rule is the official one.
-    speakers = {kws.speaker_id(p.name) for p in (shared_data / PART_A).glob("[a-z]*/*_nohash_*.wav")}
+    speakers = {splits.speaker_id(p.name) for p in (shared_data / PART_A).glob("[a-z]*/*_nohash_*.wav")}
     assert len(speakers) > 100
-    assert {kws.which_set(s) for s in speakers} == {"test"}
-    salted = Counter(kws.which_set(s, salt=kws.RESPLIT_SALT) for s in speakers)
+    assert {splits.which_set(s) for s in speakers} == {"test"}
+    salted = Counter(splits.which_set(s, salt=splits.RESPLIT_SALT) for s in speakers)
     assert set(salted) == {"train", "val", "test"} and salted["train"] > 0.7 * len(speakers)
 
 
@@ -127,7 +127,7 @@ def test_load_real_test_set_layout(part_a, part_a_data):
     # every file is used exactly once, in the split its salted speaker hash says
     expected = Counter()
     for f in part_a.glob("*/*.wav"):
-        split = kws.which_set(kws.speaker_id(f.name), salt=kws.RESPLIT_SALT)
+        split = splits.which_set(splits.speaker_id(f.name), salt=splits.RESPLIT_SALT)
         expected[split, f.parent.name] += 1
     got = Counter({(s, lab): n for s, c in d.info["counts"].items() for lab, n in c.items()})
     assert +got == +expected
@@ -141,7 +141,7 @@ def test_load_real_test_set_layout(part_a, part_a_data):
 def test_loaded_waveforms_are_the_files(part_a, part_a_data):
     d = part_a_data
     train_yes = sorted(f for f in (part_a / "yes").glob("*.wav")
-                       if kws.which_set(kws.speaker_id(f.name), salt=kws.RESPLIT_SALT) == "train")
+                       if splits.which_set(splits.speaker_id(f.name), salt=splits.RESPLIT_SALT) == "train")
     x, y = d.split("train")
     first = x[np.flatnonzero(y == d.labels.index("yes"))[0]]
     np.testing.assert_array_equal(first, read_wav(train_yes[0]))
@@ -191,7 +191,7 @@ def test_plain_word_folders_mini_layout(tmp_path):
     d = load_kws(str(tmp_path), progress=False)
     assert d.labels == ["no", "yes"]                     # no _unknown_/_silence_ in this layout
     assert d.info["padded"] == 20 and d.info["trimmed"] == 0
-    expected = Counter(kws.which_set(s) for s in _speakers(40))   # unsalted: the official split
+    expected = Counter(splits.which_set(s) for s in _speakers(40))   # unsalted: the official split
     assert d.info["counts"]["train"]["yes"] == expected["train"]
     assert d.info["counts"]["val"]["no"] == expected["val"]
     # a padded clip is centred: 2,000 zeros on each side

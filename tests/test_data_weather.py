@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from labkit.data import weather
-from labkit.data.weather import WeatherDataError, add_time_of_day, load_weather, make_windows
+from labkit.data.weather import WeatherDataError, load_weather
+from labkit.data.windows import add_time_of_day, make_windows
 
 JENA_ORIGINAL = "jena_climate_2009_2016_head12_original_format.csv"
 JENA_RESAVED = "jena_climate_2009_2016_excerpt_CheHaoKang.csv"

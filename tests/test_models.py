@@ -118,7 +118,7 @@ def test_residual_head_adds_last_observed_targets(tmp_path):
     # saved as .h5 (what labkit.train caches) and loaded back
     path = tmp_path / "m.h5"
     model.save(path)
-    loaded = tf.keras.models.load_model(path, compile=False, custom_objects=models.CUSTOM_OBJECTS)
+    loaded = tf.keras.models.load_model(path, compile=False, custom_objects=models.custom_objects())
     np.testing.assert_allclose(loaded(x).numpy(), y, rtol=1e-6)
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from labkit import config
-from labkit.data import kws, load_kws, read_wav, synth, synthetic_clips
+from labkit.data import load_kws, read_wav, splits, synth, synthetic_clips
 
 LABELS = ["yes", "_unknown_", "_silence_"]
 
@@ -52,8 +52,8 @@ def test_clips_look_like_keyword_clips(gen0):
 def test_speaker_ids_give_an_exact_80_10_10_speaker_split():
     ids = synth.speaker_ids(0, 30)
     assert len(set(ids)) == 30 and all(len(s) == 8 for s in ids)
-    splits = [kws.which_set(s, salt=kws.RESPLIT_SALT) for s in ids]
-    assert splits == ["val" if j % 10 == 8 else "test" if j % 10 == 9 else "train" for j in range(30)]
+    sides = [splits.which_set(s, salt=splits.RESPLIT_SALT) for s in ids]
+    assert sides == ["val" if j % 10 == 8 else "test" if j % 10 == 9 else "train" for j in range(30)]
     assert synth.speaker_ids(1, 30) != ids
 
 

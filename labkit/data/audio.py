@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io import atomic_write_bytes
+
 SAMPLE_RATE = 16000
 """Sample rate of every keyword-spotting clip in the kit (Hz)."""
 
@@ -112,8 +114,6 @@ def write_wav(path: str | os.PathLike, x: np.ndarray, *, sample_rate: int = SAMP
     Round trip: ``read_wav(write_wav(p, x))`` equals ``x`` to within one int16 step. Used by the synthetic
     keyword set (notebook 01).
     """
-    from ..results import atomic_write_bytes
-
     return atomic_write_bytes(path, wav_bytes(x, sample_rate=sample_rate))
 
 

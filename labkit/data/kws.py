@@ -22,7 +22,7 @@ files never moves existing ones between splits. The speaker id drops the word pr
 official test set's ``_unknown_/`` files carry (``backward_0c540988_nohash_0.wav.wav`` ->
 ``0c540988``), so a speaker's unknown-word clips land in the same split as their keywords.
 A folder in the test-set layout (``_unknown_/`` or ``_silence_/`` folders: the official test set,
-the synthetic set) is split 80/10/10 by default with a *salted* hash (:data:`RESPLIT_SALT`): the
+the synthetic set) is split 80/10/10 by default with a *salted* hash (:data:`~labkit.data.splits.RESPLIT_SALT`): the
 official test set holds exactly the speakers that the unsalted hash sends to "testing", so the
 unsalted rule would put all of it in our test split. Plain word folders (mini_speech_commands) use
 the unsalted rule, so their test speakers are the official test speakers and their training
@@ -31,9 +31,7 @@ speakers never occur in the official test set.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
-import re
 import time
 from collections import Counter
 from pathlib import Path
@@ -42,7 +40,10 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from .. import config
+from . import synth
 from .audio import CLIP_SAMPLES, PAD_MODES, EmptyFolderError, fix_length, list_wavs, read_wav
+from .registry import DATASETS, fetch
+from .splits import RESPLIT_SALT, speaker_id, which_set
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -53,11 +54,6 @@ BACKGROUND = "_background_noise_"
 SPLITS = ("train", "val", "test")
 _SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
                   "test": "test", "testing": "test"}
-MAX_NUM_WAVS_PER_CLASS = 2**27 - 1   # as in the Speech Commands README's which_set
-RESPLIT_SALT = "labkit-resplit:"
-"""Salt of the speaker hash for folders in the test-set layout. The official test set holds only the
-speakers that the unsalted ``which_set`` puts in "testing", so re-using that hash would put every clip
-in our test split; a salted hash spreads them 80/10/10 instead."""
 SILENCE_DBFS = (-60.0, -20.0)        # RMS level range of the _silence_ cuts made from background noise
 
 
@@ -112,36 +108,6 @@ class KWSData:
     def __repr__(self) -> str:
         sizes = ", ".join(f"{s}={len(self.split(s)[1])}" for s in SPLITS)
         return f"KWSData(name={self.name!r}, labels={self.labels}, {sizes})"
-
-
-def speaker_id(filename: str | os.PathLike) -> str:
-    """The speaker id of a Speech Commands file name: the part before ``_nohash_`` without a word prefix.
-
-    ``"0c540988_nohash_0.wav"`` and ``"backward_0c540988_nohash_0.wav.wav"`` give ``"0c540988"``; a name
-    without ``_nohash_`` (the test set's ``_silence_/1024.wav``) gives its stem (``"1024"``).
-    Used by :func:`load_kws` (notebook 01).
-    """
-    base = os.path.basename(os.fspath(filename))
-    if "_nohash_" in base:
-        return re.sub(r"_nohash_.*$", "", base).rsplit("_", 1)[-1]
-    return base.split(".", 1)[0]
-
-
-def which_set(speaker: str, validation_percentage: float = 10.0, testing_percentage: float = 10.0, *,
-              salt: str = "") -> str:
-    """``"train"``, ``"val"`` or ``"test"`` for a speaker id, by the Speech Commands README's SHA-1 rule.
-
-    The same speaker always lands in the same split, whatever else is in the dataset. ``salt`` is
-    prepended before hashing (:data:`RESPLIT_SALT` re-splits a folder that is itself a test set).
-    Used by :func:`load_kws` (notebook 01).
-    """
-    hashed = hashlib.sha1((salt + speaker).encode("utf-8")).hexdigest()
-    percentage = (int(hashed, 16) % (MAX_NUM_WAVS_PER_CLASS + 1)) * (100.0 / MAX_NUM_WAVS_PER_CLASS)
-    if percentage < validation_percentage:
-        return "val"
-    if percentage < validation_percentage + testing_percentage:
-        return "test"
-    return "train"
 
 
 @dataclasses.dataclass
@@ -222,8 +188,6 @@ def load_kws(
     t0 = time.perf_counter()
     extra: dict[str, Any] = {}
     if name == "synthetic":
-        from . import synth
-
         if source is not None:
             raise ValueError("the synthetic set is generated, it takes no source=; pass a folder as name instead")
         folder, manifest = synth.ensure_dataset(
@@ -234,8 +198,6 @@ def load_kws(
                                                        "generation_s") if k in manifest}
         words = list(words or config.KWS_WORDS)
     else:
-        from .registry import DATASETS, fetch
-
         if name in DATASETS:
             if DATASETS[name].kind != "kws":
                 raise ValueError(f"{name!r} is a {DATASETS[name].kind} dataset, not a keyword-spotting one")

@@ -35,6 +35,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Callable
 
 from .. import config
+from ..io import atomic_write_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -388,7 +389,5 @@ def fetch(name: str, *, source: str | os.PathLike | None = None, progress: bool 
     root = find_root(target, spec)
     stamp = {"name": spec.name, "url": spec.url, "archive": str(archive.resolve()), "size": spec.size,
              "sha256": spec.sha256, "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    from ..results import atomic_write_text
-
     atomic_write_text(target / _COMPLETE, json.dumps(stamp, indent=1) + "\n")
     return root

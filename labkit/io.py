@@ -1,0 +1,60 @@
+"""Writing files safely, and turning results into plain JSON values: the bottom of the package.
+
+Every file labkit writes goes through :func:`atomic_write_bytes` / :func:`atomic_write_text` (a temp
+file in the same folder, then a rename), so an interruption never leaves a half-written file behind.
+:func:`jsonable` makes NumPy scalars/arrays, paths and non-finite floats JSON-safe (the recorded
+results and the model cache's metadata). No labkit imports.
+"""
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+__all__ = ["atomic_write_bytes", "atomic_write_text", "jsonable"]
+
+
+def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> Path:
+    """Write ``payload`` to ``path`` through a temp file in the same folder and a rename.
+
+    An interruption never leaves a half-written file behind. Used across labkit.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Text version of :func:`atomic_write_bytes` (UTF-8)."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with NumPy scalars/arrays as Python numbers/lists, paths and other objects as strings
+    and non-finite floats as ``None`` (JSON has no NaN). Used by ``results.record`` and the model cache."""
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
