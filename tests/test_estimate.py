@@ -1,5 +1,6 @@
 """Tests of labkit.estimate: hand-checked MACs and bytes of small layers, BatchNorm folding, peak RAM
-on branching graphs, and the estimates against a converted .tflite and the TFLite Micro arena."""
+on branching graphs, and the estimates against the kit's converter (labkit.tflite) and the TFLite Micro
+arena: the flash estimate equals the converted file's tensor data byte for byte."""
 from __future__ import annotations
 
 import labkit  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow)
@@ -7,7 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from labkit import estimate, models
+from labkit import estimate, models, tflite
+from labkit.experiments import estimation
 
 L = tf.keras.layers
 
@@ -56,7 +58,8 @@ def test_recurrent_layers():
     # LSTM: 6 steps * 4 gates * (3 inputs * 16 + 16 * 16)
     row = _one(L.LSTM(16, name="r"), (6, 3))
     assert row["macs"] == 6 * 4 * (3 * 16 + 16 * 16) == 7_296
-    assert row["weight_bytes_int8"] == 3 * 64 + 16 * 64 + 4 * 64
+    # int8 kernels + int32 biases, and the int32 begin/end/strides of the slice that keeps the last step
+    assert row["weight_bytes_int8"] == 3 * 64 + 16 * 64 + 4 * 64 + 3 * 3 * 4
     # GRU: 3 gates; SimpleRNN: 1
     assert _one(L.GRU(8, name="r"), (6, 3))["macs"] == 6 * 3 * (3 * 8 + 8 * 8)
     assert _one(L.SimpleRNN(8, name="r"), (5, 2))["macs"] == 5 * (2 * 8 + 8 * 8)
@@ -141,19 +144,28 @@ def test_board_share():
         estimate.board_share(1, 1, "esp32")
 
 
+def _int8(model, seed: int = 0) -> bytes:
+    """The full-integer .tflite of ``model`` from the kit's converter, calibrated on random-normal inputs."""
+    rep = np.random.default_rng(seed).standard_normal((8, *model.input_shape[1:])).astype(np.float32)
+    return tflite.convert(model, "int8_wa", rep).data
+
+
 @pytest.fixture(scope="module")
 def ds_cnn_check():
     model = estimate.fill_random_weights(models.build("ds_cnn", (49, 10, 1), 12), seed=0)
-    return model, estimate.check_against_tflite(model)
+    return model, estimation.check_against_tflite(model)
 
 
 def test_estimates_match_tflite_and_tflm(ds_cnn_check):
     model, check = ds_cnn_check
     t = check.table.set_index(["mode", "quantity"])
     tot = estimate.totals(model)
+    # the converter stores the flatten's target shape [-1, 64] (int32) beside the weights: 8 bytes
+    assert estimate.profile(model).set_index("name").loc["flatten", "weight_bytes_int8"] == 8
+    assert tot["flash_int8"] == 24_376 and tot["flash_fp32"] == 90_424
     for mode in ("fp32", "int8"):
-        # flash: the weight estimate equals the file's tensor data within 1 % ...
-        assert t.loc[(mode, "flash: weights vs tensor data"), "ratio"] == pytest.approx(1.0, abs=0.01)
+        # flash: the weight estimate equals the converted file's tensor data, byte for byte ...
+        assert t.loc[(mode, "flash: weights vs tensor data"), "measured"] == tot[f"flash_{mode}"]
         # ... and the file adds a bounded overhead (names, structure; quantization parameters for int8)
         file_bytes = t.loc[(mode, "flash: weights vs .tflite file"), "measured"]
         assert 0 < file_bytes - tot[f"flash_{mode}"] < (24_000 if mode == "int8" else 8_000)
@@ -168,27 +180,31 @@ def test_estimates_match_tflite_and_tflm(ds_cnn_check):
     assert bd["quant_params"] >= 9 * 64 * 2 * 12
 
 
+@pytest.mark.parametrize("name, shape, outputs", [
+    ("mlp", (49, 10, 1), 12),      # Flatten: RESHAPE to [-1, 490]
+    ("cnn", (49, 10, 1), 12),      # global average pooling: MEAN over axes [1, 2]
+    ("fc_cnn", (6, 5), (6, 2)),    # Conv1D: EXPAND_DIMS axis; Reshape((6, 2)) packed at run time (open batch)
+    ("fc_lstm", (6, 5), (6, 2)),   # batch-1 route: the LSTM's last-step slice, RESHAPE to [1, 6, 2]
+])
+def test_flash_estimate_equals_the_converted_tensor_data(name, shape, outputs):
+    model = estimate.fill_random_weights(models.build(name, shape, outputs, seed=0), seed=0)
+    conv = tflite.convert(model, "fp32")
+    assert conv.method == ("concrete_batch1" if name == "fc_lstm" else "concrete")
+    assert tflite.breakdown(conv)["tensor_data"] == estimate.totals(model)["flash_fp32"]
+
+
 def test_branching_graph_peak_matches_tflm():
     model = estimate.fill_random_weights(_branching(), seed=1)
-    int8 = estimate._convert_minimal(model, "int8")
-    assert estimate.tflm_arena(int8)["head"] == estimate.peak_ram(model, "int8") == 96
-    assert estimate.tflm_arena_bytes(int8) > 96
-
-
-def test_bad_tflite_bytes_error_clearly():
-    with pytest.raises(ValueError, match="not a TFLite flatbuffer"):
-        estimate.tflm_arena(b"not a flatbuffer" * 4)
-    with pytest.raises(ValueError, match="not a TFLite flatbuffer"):
-        estimate.tflite_breakdown(b"")
-    with pytest.raises(TypeError, match="read_bytes"):
-        estimate.tflm_arena("model.tflite")
+    int8 = _int8(model)
+    assert tflite.tflm_arena(int8)["head"] == estimate.peak_ram(model, "int8") == 96
+    assert tflite.tflm_arena_bytes(int8) > 96
 
 
 def test_lstm_peak_matches_tflm():
     # the fused int8 LSTM writes the 6x16 sequence and keeps 4 int16 gate vectors as scratch
     model = estimate.fill_random_weights(models.build("fc_lstm", (6, 3), (6, 2)), seed=2)
-    int8 = estimate._convert_minimal(model, "int8")
-    assert estimate.tflm_arena(int8)["head"] == estimate.peak_ram(model, "int8") == 32 + 96 + 4 * 16 * 2
+    int8 = _int8(model)
+    assert tflite.tflm_arena(int8)["head"] == estimate.peak_ram(model, "int8") == 32 + 96 + 4 * 16 * 2
 
 
 def test_tfmot_wrappers_cost_what_the_plain_model_costs():
