@@ -1,4 +1,5 @@
-"""Tests of labkit.bench: the timing statistics, device reporting and Keras / LiteRT latency."""
+"""Tests of labkit.bench: the timing statistics (medians, stages, interleaved rounds), device reporting and
+Keras latency; and LiteRT latency (labkit.tflite.latency, built on bench.median_time)."""
 from __future__ import annotations
 
 import time
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from labkit import bench, estimate, models
+from labkit import bench, estimate, models, tflite
 
 
 def test_median_time_counts_and_orders():
@@ -46,16 +47,40 @@ def test_latency_keras_and_gpu_message():
         bench.latency_keras(model, np.zeros((1, 5, 3)), runs=1, warmup=0)
 
 
+def test_stage_latency_times_each_stage_and_the_whole():
+    calls = {"a": 0, "b": 0, "total": 0}
+
+    def stage(name, seconds):
+        def fn():
+            calls[name] += 1
+            time.sleep(seconds)
+        return fn
+
+    t = bench.stage_latency({"a": stage("a", 0.001), "b": stage("b", 0.003)}, stage("total", 0.004), runs=4, warmup=1)
+    assert list(t) == ["a", "b", "total"] and calls == {"a": 5, "b": 5, "total": 5}
+    assert t["a"]["median_ms"] < t["b"]["median_ms"] <= t["total"]["median_ms"]
+    assert bench.BREAKDOWN_STAGES == ("preprocessing", "inference", "postprocessing")
+
+
+def test_interleaved_keeps_the_best_round_of_each():
+    calls = []
+    best = bench.interleaved({"fast": lambda: calls.append("f"),
+                              "slow": lambda: (calls.append("s"), time.sleep(0.002))}, runs=6, warmup=1, rounds=3)
+    assert calls[:3] == ["f", "f", "f"] and calls.count("f") == calls.count("s") == 3 * (1 + 2)  # warm-up + 6/3 runs
+    assert best["fast"] < best["slow"] and best["slow"] >= 2.0
+
+
 def test_quantize_input():
     detail = {"dtype": np.int8, "quantization": (0.5, -3)}
-    q = bench.quantize_input(np.array([0.0, 1.0, -1.26, 1000.0, -1000.0]), detail)
+    q = tflite.quantize_input(np.array([0.0, 1.0, -1.26, 1000.0, -1000.0]), detail)
     np.testing.assert_array_equal(q, np.array([-3, -1, -6, 127, -128], np.int8))
-    assert bench.quantize_input(np.array([1.5]), {"dtype": np.float32, "quantization": (0.0, 0)}).dtype == np.float32
+    assert tflite.quantize_input(np.array([1.5]), {"dtype": np.float32, "quantization": (0.0, 0)}).dtype == np.float32
 
 
 def test_latency_tflite_float_and_int8():
     model = estimate.fill_random_weights(models.build("fc_mlp", (6, 3), (6, 2)))
     x = np.random.default_rng(0).standard_normal((6, 3)).astype(np.float32)  # one example
-    for mode in ("fp32", "int8"):
-        t = bench.latency_tflite(estimate._convert_minimal(model, mode), x, runs=5, warmup=1)
+    rep = np.random.default_rng(1).standard_normal((8, 6, 3)).astype(np.float32)
+    for mode in ("fp32", "int8_wa"):
+        t = tflite.latency(tflite.convert(model, mode, rep if mode == "int8_wa" else None), x, runs=5, warmup=1)
         assert t["median_ms"] > 0 and t["runs"] == 5 and t["threads"] == 1 and t["runtime"] == "litert"

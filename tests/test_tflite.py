@@ -1,6 +1,7 @@
-"""labkit.convert: every mode converts and runs, INT8 W+A stays close to Keras on a trained tiny model,
-TFLite Micro matches LiteRT within 1 LSB, the LSTM goes through the batch-1 route with independent
-samples, the C array compiles and holds the file's bytes, and corrupted files give clear errors.
+"""labkit.tflite (and notebook 05's comparison, labkit.experiments.conversion): every mode converts and
+runs, INT8 W+A stays close to Keras on a trained tiny model, TFLite Micro matches LiteRT within 1 LSB,
+the LSTM goes through the batch-1 route with independent samples, the C array compiles and holds the
+file's bytes, corrupted files give clear errors, and a task times one prediction stage by stage.
 
 Everything runs on tiny models trained for a few steps on hand-made data (about 30 s on 2 cores).
 """
@@ -15,7 +16,8 @@ import zlib
 import numpy as np
 import pytest
 
-from labkit import bench, convert, features, models
+from labkit import bench, features, metrics, models, tasks, tflite
+from labkit.experiments import conversion
 
 from fakes import sine_windows
 
@@ -45,8 +47,8 @@ def kws():
     model = models.build("cnn", x_train.shape[1:], CLASSES, alpha=0.25, seed=0)
     model.compile(tf.keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x_train, y_train, epochs=4, batch_size=64, verbose=0)
-    converted = {mode: convert.convert(model, mode, x_train, calibration_samples=100, name="tiny_cnn")
-                 for mode in convert.MODES}
+    converted = {mode: tflite.convert(model, mode, x_train, calibration_samples=100, name="tiny_cnn")
+                 for mode in tflite.MODES}
     return model, converted, (x_train, y_train, x_test, y_test)
 
 
@@ -60,22 +62,22 @@ def lstm():
     model = models.build("fc_lstm", w.x_train.shape[1:], (6, 2), alpha=0.5, seed=0, residual=True)
     model.compile(tf.keras.optimizers.Adam(1e-2), "mae")
     model.fit(w.x_train, w.y_train, epochs=3, batch_size=32, verbose=0)
-    converted = {"fp32": convert.convert(model, "fp32", name="fc_lstm"),
-                 "int8_wa": convert.convert(model, "int8_wa", w.x_train, calibration_samples=100, name="fc_lstm")}
+    converted = {"fp32": tflite.convert(model, "fp32", name="fc_lstm"),
+                 "int8_wa": tflite.convert(model, "int8_wa", w.x_train, calibration_samples=100, name="fc_lstm")}
     return model, w, converted
 
 
 # ------------------------------------------------------------------------------------------- modes
 def test_each_mode_converts_and_runs_close_to_keras(kws):
     model, converted, (_, _, x_test, _) = kws
-    assert list(converted) == list(convert.MODES)
+    assert list(converted) == list(tflite.MODES)
     ref = model.predict(x_test[:64], verbose=0)
     # how far each mode's probabilities may drift from Keras (measured: ~1e-7, 4e-4, 2e-2, 2e-2)
     tolerance = {"fp32": 1e-5, "fp16": 5e-3, "int8_w": 0.08, "int8_wa": 0.08}
     for mode, conv in converted.items():
         assert conv.mode == mode and conv.size == len(conv.data) and conv.method == "concrete"
         assert conv.zlib_size == len(zlib.compress(conv.data, 9)) < conv.size
-        probs = convert.predict_tflite(conv, x_test[:64], batch_size=16)
+        probs = tflite.predict(conv, x_test[:64], batch_size=16)
         assert probs.shape == ref.shape
         assert np.abs(probs - ref).max() < tolerance[mode], mode
     wa = converted["int8_wa"]
@@ -87,8 +89,8 @@ def test_each_mode_converts_and_runs_close_to_keras(kws):
 
 def test_storage_table_shows_what_each_mode_stores(kws):
     _, converted, _ = kws
-    table = convert.storage_table(converted)
-    assert list(table.index) == list(convert.MODES)
+    table = tflite.storage_table(converted)
+    assert list(table.index) == list(tflite.MODES)
     assert table.loc["fp32", "float32"] > 0 and table.loc["fp32", "int8"] == 0
     assert table.loc["fp16", "float16"] > 0 and table.loc["fp16", "float32"] == 0
     assert table.loc["int8_w", "int8"] > 0  # int8 kernels, float biases
@@ -101,52 +103,55 @@ def test_storage_table_shows_what_each_mode_stores(kws):
 def test_int8_wa_keeps_top1_within_two_points_of_keras(kws):
     model, converted, (_, _, x_test, y_test) = kws
     keras_top1 = float((model.predict(x_test, verbose=0).argmax(-1) == y_test).mean())
-    result = convert.evaluate_tflite_kws(converted["int8_wa"], x_test, y_test, ["a", "b", "c", "d"])
+    task = tasks.Task("kws", x_test=x_test, y_test=y_test, labels=("a", "b", "c", "d"))
+    result = task.evaluate(converted["int8_wa"])
     assert keras_top1 > 0.9  # the tiny model did learn
-    assert result["n"] == len(y_test)
+    assert task.n_eval() == len(y_test) and task.evaluate(model)["top1"] == pytest.approx(keras_top1, abs=1e-9)
     assert abs(result["top1"] - keras_top1) <= 0.02
-    limited = convert.evaluate_tflite_kws(converted["int8_wa"], x_test, y_test, limit=10)
-    assert limited["n"] == 10
+    first10 = tasks.Task("kws", x_test=x_test, y_test=y_test, eval_limit=10)
+    probs = tflite.predict(converted["int8_wa"], x_test[:10])
+    assert first10.n_eval() == 10
+    assert first10.evaluate(converted["int8_wa"])["top1"] == float((probs.argmax(-1) == y_test[:10]).mean())
 
 
 def test_int8_wa_needs_representative_data(kws):
     model = kws[0]
     with pytest.raises(ValueError, match="representative"):
-        convert.convert(model, "int8_wa")
+        tflite.convert(model, "int8_wa")
     with pytest.raises(ValueError, match="unknown mode"):
-        convert.convert(model, "int4")
+        tflite.convert(model, "int4")
     with pytest.raises(ValueError, match="unknown route"):
-        convert.convert(model, "fp32", route="tflite")
+        tflite.convert(model, "fp32", route="tflite")
 
 
 def test_concrete_route_gives_the_standard_converters_model(kws):
     """The fast default route converts the same graph as TFLiteConverter.from_keras_model."""
     model, converted, (_, _, x_test, _) = kws
-    standard = convert.convert(model, "int8_wa", kws[2][0], calibration_samples=100, route="keras")
+    standard = tflite.convert(model, "int8_wa", kws[2][0], calibration_samples=100, route="keras")
     assert standard.method == "keras"
     assert abs(standard.size - converted["int8_wa"].size) < 512  # only names/signature metadata differ
-    np.testing.assert_array_equal(convert.LiteRTRunner(standard).predict_raw(x_test),
-                                  convert.LiteRTRunner(converted["int8_wa"]).predict_raw(x_test))
+    np.testing.assert_array_equal(tflite.LiteRTRunner(standard).predict_raw(x_test),
+                                  tflite.LiteRTRunner(converted["int8_wa"]).predict_raw(x_test))
 
 
 # -------------------------------------------------------------------------------------------- TFLM
 def test_tflm_matches_litert_within_one_lsb(kws):
     _, converted, (_, _, x_test, _) = kws
-    result = convert.compare_tflm_litert(converted["int8_wa"], x_test, limit=64)
+    result = tflite.compare_tflm_litert(converted["int8_wa"], x_test, limit=64)
     assert result["n"] == 64
     assert result["max_diff_lsb"] <= 1            # measured here: 0 (bit-exact)
     assert result["agreement"] == 1.0
     assert result["arena_bytes"] == result["arena_head_bytes"] + result["arena_tail_bytes"] > 0
     # it ran in the smallest arena found, which for a CNN is the runtime's own report (to 16 B)
     assert abs(result["min_arena_bytes"] - result["arena_bytes"]) <= 16
-    with pytest.raises(convert.TFLMError, match="arena is too small"):
-        convert.run_tflm(converted["int8_wa"], x_test[:1], arena_size=result["min_arena_bytes"] - 64)
+    with pytest.raises(tflite.TFLMError, match="arena is too small"):
+        tflite.run_tflm(converted["int8_wa"], x_test[:1], arena_size=result["min_arena_bytes"] - 64)
 
 
 def test_tflm_refuses_hybrid_models_with_a_clear_error(kws):
     _, converted, (_, _, x_test, _) = kws
-    with pytest.raises(convert.TFLMError, match="Hybrid models are not supported"):
-        convert.run_tflm(converted["int8_w"], x_test[:1])
+    with pytest.raises(tflite.TFLMError, match="Hybrid models are not supported"):
+        tflite.run_tflm(converted["int8_w"], x_test[:1])
 
 
 # -------------------------------------------------------------------------------------------- LSTM
@@ -156,19 +161,21 @@ def test_lstm_converts_at_batch1_and_samples_stay_independent(lstm):
     assert fp32.method == "concrete_batch1" and fp32.input_shape == (1, 6, 2)
     x = w.x_test[:40]
     ref = model.predict(x, verbose=0)
-    out = convert.predict_tflite(fp32, x)
+    out = tflite.predict(fp32, x)
     assert np.abs(out - ref).max() < 1e-4          # the LSTM state is reset between samples
-    rev = convert.predict_tflite(fp32, x[::-1])[::-1]
+    rev = tflite.predict(fp32, x[::-1])[::-1]
     np.testing.assert_array_equal(out, rev)        # order does not matter
-    metrics = convert.evaluate_tflite_forecast(fp32, w, limit=40)
-    assert metrics["n"] == 40 and metrics["T_mae"] > 0 and len(metrics["T_mae_steps"]) == 6
+    task = tasks.forecast_task(w, eval_limit=40)
+    scores = task.evaluate(fp32)
+    steps = metrics.forecast_metrics(w, out, "test", n=40)
+    assert task.n_eval() == 40 and scores["T_mae"] == steps["T_mae"] > 0 and len(steps["T_mae_steps"]) == 6
     real = w.denormalize_targets(ref)
     truth = w.denormalize_targets(w.y_test[:40])
-    assert metrics["T_mae"] == pytest.approx(np.abs(real - truth)[..., 0].mean(), abs=1e-4)
+    assert scores["T_mae"] == pytest.approx(np.abs(real - truth)[..., 0].mean(), abs=1e-4)
 
     wa = converted["int8_wa"]
     assert wa.method == "concrete_batch1" and wa.input_dtype == "int8"
-    result = convert.compare_tflm_litert(wa, w.x_test, limit=40)
+    result = tflite.compare_tflm_litert(wa, w.x_test, limit=40)
     assert result["max_diff_lsb"] <= 1 and result["agreement"] is None  # (N, 6, 2): no classes
     # the LSTM kernel takes temporary memory while preparing: the runtime's report is too small
     assert result["min_arena_bytes"] > result["arena_bytes"] + 256
@@ -176,7 +183,7 @@ def test_lstm_converts_at_batch1_and_samples_stay_independent(lstm):
 
 def test_compare_modes_flags_test_data_outside_the_calibrated_range(lstm):
     model, w, _ = lstm
-    cmp = convert.compare_modes_forecast("fc_lstm", model, w, modes=("fp32", "int8_wa"), limit=40, runs=3,
+    cmp = conversion.compare_modes_forecast("fc_lstm", model, w, modes=("fp32", "int8_wa"), limit=40, runs=3,
                                          warmup=1)
     table = cmp.table.set_index("mode")
     assert list(table.index) == ["FP32", "INT8 W+A"]
@@ -188,16 +195,31 @@ def test_compare_modes_flags_test_data_outside_the_calibrated_range(lstm):
     # a warmer test period (+3 sd of temperature) falls outside the int8 range calibrated on training data
     shift = np.array([3.0, 0.0], np.float32)
     warm = dataclasses.replace(w, x_test=w.x_test + shift, y_test=w.y_test + shift)
-    hot = convert.compare_modes_forecast("fc_lstm", model, warm, modes=("int8_wa",), limit=40, runs=3, warmup=1,
+    hot = conversion.compare_modes_forecast("fc_lstm", model, warm, modes=("int8_wa",), limit=40, runs=3, warmup=1,
                                          tflm=False).table.iloc[0]
     assert hot["input_clipped"] > 0.3
     assert hot["diff_T_mae"] > table.loc["INT8 W+A", "diff_T_mae"] + 0.5  # degC lost to clipping
 
 
+def test_compare_modes_kws_scores_each_file_next_to_keras(kws):
+    model, _, (x_train, _, x_test, y_test) = kws
+    clip = np.random.default_rng(0).uniform(-0.5, 0.5, 16000).astype(np.float32)
+    cmp = conversion.compare_modes_kws("tiny", model, x_test, y_test, labels=["a", "b", "c", "d"],
+                                       representative=x_train, clip=clip, features=KWS_FEATURES,
+                                       modes=("fp32", "int8_wa"), limit=64, runs=3, warmup=1, tflm=False)
+    table = cmp.table.set_index("mode")
+    keras_top1 = float((model.predict(x_test[:64], verbose=0).argmax(-1) == y_test[:64]).mean())
+    assert list(table.index) == ["FP32", "INT8 W+A"] and (table["keras_top1"] == keras_top1).all()
+    probs = tflite.predict(cmp.converted["int8_wa"], x_test[:64])
+    assert table.loc["INT8 W+A", "top1"] == float((probs.argmax(-1) == y_test[:64]).mean())
+    assert table.loc["FP32", "diff_top1"] == 0.0 and table.loc["INT8 W+A", "input_clipped"] < 0.05
+    assert cmp.tflm is None and set(cmp.breakdown["stage"]) == {*bench.BREAKDOWN_STAGES, "total"}
+
+
 # ---------------------------------------------------------------------------------------- C export
 def test_c_array_round_trips_the_bytes(kws):
     data = kws[1]["int8_wa"].data
-    source, header = convert.to_c_array(data, "tiny_model", arena_bytes=12345)
+    source, header = tflite.to_c_array(data, "tiny_model", arena_bytes=12345)
     assert "#define TINY_MODEL_ARENA_BYTES 12345" in header
     assert "extern const unsigned char tiny_model[];" in header
     assert "alignas(16) const unsigned char tiny_model[] = {" in source
@@ -205,14 +227,14 @@ def test_c_array_round_trips_the_bytes(kws):
     parsed = bytes(int(h, 16) for h in re.findall(r"0x([0-9a-f]{2})", source.split("{", 1)[1].split("}")[0]))
     assert parsed == data
     with pytest.raises(ValueError, match="not a C identifier"):
-        convert.to_c_array(data, "1-model")
+        tflite.to_c_array(data, "1-model")
 
 
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
 def test_c_array_compiles_and_links_with_the_right_length(kws, tmp_path):
     conv = kws[1]["int8_wa"]
-    arena = convert.tflm_min_arena(conv)
-    c_path, h_path = convert.write_c_array(conv, tmp_path, "kws_model", arena)
+    arena = tflite.tflm_min_arena(conv)
+    c_path, h_path = tflite.write_c_array(conv, tmp_path, "kws_model", arena)
     assert {p.name for p in tmp_path.iterdir()} == {"kws_model.c", "kws_model.h"}  # no temp files left
     main = tmp_path / "main.c"
     main.write_text('#include <stdint.h>\n#include <stdio.h>\n#include "kws_model.h"\n'
@@ -249,30 +271,40 @@ def _corrupt(data: bytes, how: str) -> bytes:
 def test_corrupted_tflite_gives_a_clear_error(kws, tmp_path, how, message):
     bad = _corrupt(kws[1]["int8_wa"].data, how)
     x = kws[2][2][:2]
-    with pytest.raises(convert.InvalidTFLiteError, match=message):
-        convert.predict_tflite(bad, x)
-    with pytest.raises(convert.InvalidTFLiteError, match=message):
-        convert.run_tflm(bad, x)
+    with pytest.raises(tflite.InvalidTFLiteError, match=message):
+        tflite.predict(bad, x)
+    with pytest.raises(tflite.InvalidTFLiteError, match=message):
+        tflite.run_tflm(bad, x)
     path = tmp_path / "bad.tflite"
     path.write_bytes(bad)
-    with pytest.raises(convert.InvalidTFLiteError, match=str(path)):
-        convert.evaluate_tflite_kws(path, x, np.zeros(2, int))
+    with pytest.raises(tflite.InvalidTFLiteError, match=str(path)):
+        tasks.Task("kws", x_test=x, y_test=np.zeros(2, int)).evaluate(path)
+
+
+def test_bad_tflite_bytes_error_clearly():
+    with pytest.raises(tflite.InvalidTFLiteError, match="file identifier"):
+        tflite.tflm_arena(b"not a flatbuffer" * 4)
+    with pytest.raises(tflite.InvalidTFLiteError, match="only 0 bytes"):
+        tflite.breakdown(b"")
+    with pytest.raises(FileNotFoundError, match="no .tflite file at model.tflite"):
+        tflite.tflm_arena("model.tflite")
 
 
 # ------------------------------------------------------------------------------- latency breakdown
 def test_latency_breakdown_has_every_stage(kws, lstm):
     conv = kws[1]["int8_wa"]
     clip = np.random.default_rng(0).uniform(-0.5, 0.5, 16000).astype(np.float32)
-    frame = bench.latency_breakdown(conv, clip=clip, features=KWS_FEATURES, runs=5, warmup=1)
+    task = tasks.Task("kws", features=features.get(KWS_FEATURES), clip=clip)
+    frame = task.latency_breakdown(conv, runs=5, warmup=1)
     assert list(frame["stage"]) == [*bench.BREAKDOWN_STAGES, "total"]
     assert (frame["ms"] > 0).all() and set(frame["mode"]) == {"INT8 W+A"} and set(frame["model"]) == {"tiny_cnn"}
     stage = frame.set_index("stage")["ms"]
     assert stage["total"] > stage["inference"]
 
     _, w, converted = lstm
-    fc = converted["fp32"]
-    raw = w.x_test[0] * w.feature_std + w.feature_mean
-    frame = bench.latency_breakdown(fc, window=raw, windows=w, runs=5, warmup=1)
+    fc_task = tasks.forecast_task(w)
+    np.testing.assert_allclose(fc_task.raw_sample(), w.x_test[0] * w.feature_std + w.feature_mean)
+    frame = fc_task.latency_breakdown(converted["fp32"], runs=5, warmup=1)
     assert list(frame["stage"]) == [*bench.BREAKDOWN_STAGES, "total"] and (frame["ms"] > 0).all()
-    with pytest.raises(ValueError, match="features="):
-        bench.latency_breakdown(conv, clip=clip)
+    with pytest.raises(ValueError, match="features"):
+        tasks.Task("kws", clip=clip).latency_breakdown(conv)
