@@ -1,4 +1,5 @@
-"""Training loops for keyword spotting and forecasting, forecasting metrics, and the model cache.
+"""Training recipes for keyword spotting and forecasting, the model cache, and the Keras primitives
+every fine-tune shares (eager batched :func:`predict`, :func:`compile_model`, :func:`dataset`, :func:`fit`).
 
 * :func:`train_kws` trains a KWS model on a :class:`~labkit.data.KWSData` with a ``tf.data`` pipeline
   (features computed once and cached, or per epoch when waveform augmentation is on), a cosine
@@ -7,9 +8,11 @@
 * :func:`train_forecaster` trains a forecaster on :class:`~labkit.data.Windows` on MAE loss; by default
   the network predicts the *change* from the last observed value (``models.build(..., residual=True)``,
   so the saved model is self-contained).
-* :func:`forecast_mae` and :func:`persistence` give the forecasting metric in real units (degC, %RH),
-  averaged over the output steps and per step, and the persistence baseline ("the next readings
-  equal the last one").
+* Metrics come from ``labkit.metrics`` (top-1 with per-class accuracy; MAE in real units next to
+  persistence), the same functions ``labkit.tasks`` scores every later model with.
+* :func:`compile_model`, :func:`dataset` and :func:`fit` are the one way a model is compiled (Adam,
+  cosine decay, eager below :data:`EAGER_MAX_STEPS`), fed (seeded shuffles) and fitted (a tqdm bar over
+  epochs): the recipes here use them, and so do pruning's fine-tunes (``labkit.prune``).
 * Every trained model is cached under ``data_dir()/models/<key>/`` (``model.h5`` + ``meta.json``),
   keyed by a hash of the data fingerprint, features, model architecture, hyper-parameters, seed and
   :data:`RECIPE_VERSION`; later notebooks (conversion, quantization, pruning, trade-offs) call the same
@@ -20,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -32,22 +36,26 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from . import config
-from .results import _jsonable, atomic_write_text
+from . import config, features as feats, models
+from .data import synthetic_clips
+from .io import atomic_write_text, jsonable
+from .metrics import forecast_metrics, kws_metrics, short_target_name
 
 if TYPE_CHECKING:  # pragma: no cover
-    import pandas as pd
     import tensorflow as tf
 
 RECIPE_VERSION = "1"
 """Version of the training recipes below; bump it when a change should invalidate cached models."""
 
-EAGER_MAX_STEPS = 40
-"""Trainings of at most this many steps run eagerly: tracing the train/test graphs costs a few seconds,
-more than it saves on so few steps (the smoke profile). Results are the same either way."""
+KWS_LEARNING_RATE = 2e-3
+"""Peak Adam learning rate of :func:`train_kws` (cosine decay from there); fine-tunes start at it too."""
 
-SHORT_TARGET_NAMES: dict[str, str] = {"T (degC)": "T", "rh (%)": "RH", "p (mbar)": "p"}
-"""Short names used in metric keys (``T_mae``, ``RH_mae``)."""
+FORECAST_LEARNING_RATE = 1e-2
+"""Peak Adam learning rate of :func:`train_forecaster`; fine-tunes start at it too."""
+
+EAGER_MAX_STEPS = 40
+"""Trainings and fine-tunes of at most this many steps run eagerly: tracing the train/test graphs costs a
+few seconds, more than it saves on so few steps (the smoke profile)."""
 
 
 # --------------------------------------------------------------------------------------------- result
@@ -107,7 +115,7 @@ def models_dir() -> Path:
 
 
 def _canonical(value: Any) -> str:
-    return json.dumps(_jsonable(value), sort_keys=True, separators=(",", ":"))
+    return json.dumps(jsonable(value), sort_keys=True, separators=(",", ":"))
 
 
 def _hash_arrays(*arrays: np.ndarray, max_full_bytes: int = 1 << 29) -> str:
@@ -171,18 +179,6 @@ def cache_key(task: str, model_name: str, parts: Mapping[str, Any]) -> str:
     return f"{task}_{model_name}_{hashlib.sha256(payload.encode()).hexdigest()[:16]}"
 
 
-def _custom_objects() -> dict[str, Any]:
-    try:
-        from . import models
-
-        objs = dict(getattr(models, "CUSTOM_OBJECTS", {}) or {})
-        if hasattr(models, "LastObserved"):
-            objs.setdefault("LastObserved", models.LastObserved)
-        return objs
-    except ImportError:  # pragma: no cover
-        return {}
-
-
 def load_cached(key: str, *, compile_fn: Callable[["tf.keras.Model"], None] | None = None) -> TrainResult | None:
     """The cached :class:`TrainResult` for ``key``, or ``None`` if absent (or unreadable).
 
@@ -196,7 +192,7 @@ def load_cached(key: str, *, compile_fn: Callable[["tf.keras.Model"], None] | No
 
     try:
         meta = json.loads(meta_path.read_text())
-        model = tf.keras.models.load_model(model_path, compile=False, custom_objects=_custom_objects())
+        model = tf.keras.models.load_model(model_path, compile=False, custom_objects=models.custom_objects())
     except Exception as exc:  # corrupt entry: retrain rather than fail
         print(f"[train] ignoring unreadable cache entry {folder} ({type(exc).__name__}: {exc})")
         return None
@@ -222,7 +218,7 @@ def save_cached(result: TrainResult) -> Path:
         meta = {"key": result.key, "history": result.history, "metrics": result.metrics,
                 "train_time_s": result.train_time_s, "info": result.info,
                 "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        atomic_write_text(tmp / "meta.json", json.dumps(_jsonable(meta), indent=1, allow_nan=False) + "\n")
+        atomic_write_text(tmp / "meta.json", json.dumps(jsonable(meta), indent=1, allow_nan=False) + "\n")
         for path in (tmp, tmp / "meta.json"):  # mkdtemp/mkstemp create owner-only entries
             path.chmod(0o755 if path.is_dir() else 0o644)
         try:
@@ -245,16 +241,10 @@ def _report_hit(res: TrainResult) -> None:
 
 
 # ------------------------------------------------------------------------------------- shared pieces
-def _cosine_lr(learning_rate: float, epochs: int, steps_per_epoch: int) -> Any:
-    import tensorflow as tf
-
-    return tf.keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=learning_rate, decay_steps=max(1, epochs * steps_per_epoch), alpha=0.05)
-
-
 def predict(model: "tf.keras.Model", x: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
     """``model`` outputs on ``x`` in inference mode, batched eagerly (no per-model ``predict``
-    tracing, so looping over many models stays quiet). Used by notebooks 03-08."""
+    tracing, so looping over many models stays quiet). The one Keras predict of the kit (the batch
+    size does not change the outputs). Used by notebooks 03-08."""
     import tensorflow as tf
 
     x = np.asarray(x, np.float32)
@@ -264,8 +254,56 @@ def predict(model: "tf.keras.Model", x: np.ndarray, *, batch_size: int = 256) ->
                            for i in range(0, len(x), batch_size)])
 
 
-def _history_dict(history: Any) -> dict[str, list[float]]:
-    return {k: [float(v) for v in vals] for k, vals in history.history.items()}
+def compile_model(model: "tf.keras.Model", loss: Any, learning_rate: float = 1e-3, *,
+                  metrics: Sequence[Any] | None = None, total_steps: int | None = None) -> None:
+    """Compile with Adam: at a constant ``learning_rate``, or for a run of ``total_steps`` steps with the
+    rate decaying from ``learning_rate`` to 5 % of it (cosine); runs of at most :data:`EAGER_MAX_STEPS`
+    steps run eagerly. Used by the recipes here and the fine-tunes of ``labkit.prune`` (notebooks 03-08)."""
+    import tensorflow as tf
+
+    lr: Any = learning_rate
+    if total_steps is not None:
+        lr = tf.keras.optimizers.schedules.CosineDecay(initial_learning_rate=learning_rate,
+                                                       decay_steps=max(1, int(total_steps)), alpha=0.05)
+    model.compile(optimizer=tf.keras.optimizers.Adam(lr), loss=loss, metrics=list(metrics or []),
+                  run_eagerly=total_steps is not None and total_steps <= EAGER_MAX_STEPS)
+
+
+def dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, seed: int, cache: bool = False) -> Any:
+    """A deterministic ``tf.data`` pipeline over ``(x, y)``: reshuffled every epoch from ``seed``, batched,
+    prefetched (``cache`` keeps the tensors after the first epoch). Used by the recipes here and the
+    fine-tunes of ``labkit.prune`` (notebooks 03-08)."""
+    import tensorflow as tf
+
+    if len(x) != len(y) or len(x) == 0:
+        raise ValueError(f"x and y must be non-empty with the same length, got {len(x)} and {len(y)}")
+    opts = tf.data.Options()
+    opts.deterministic = True
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    if cache:
+        ds = ds.cache()
+    return (ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+            .prefetch(tf.data.AUTOTUNE).with_options(opts))
+
+
+def fit(model: "tf.keras.Model", train_ds: Any, val_ds: Any = None, *, epochs: int, callbacks: Sequence[Any] = (),
+        verbose: int = 0, desc: str = "epochs", monitor: str | None = None) -> dict[str, list[float]]:
+    """``model.fit`` for ``epochs`` with one tqdm bar over the epochs (``verbose=0``; ``monitor`` names a
+    metric to show beside it) and TensorFlow's retracing warnings silenced; returns the history as
+    plain lists. Used by the recipes here and the fine-tunes of ``labkit.prune`` (notebooks 03-08)."""
+    callbacks = list(callbacks)
+    if verbose == 0:
+        callbacks.append(_tqdm_callback(epochs, desc, monitor))
+    with _quiet_retracing():
+        hist = model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, verbose=verbose)
+    return {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+
+
+def _early_stopping(monitor: str, mode: str, patience: int) -> Any:
+    import tensorflow as tf
+
+    return tf.keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=patience,
+                                            restore_best_weights=True, verbose=0)
 
 
 class _Timer:
@@ -275,19 +313,6 @@ class _Timer:
 
     def __exit__(self, *exc: Any) -> None:
         self.seconds = time.perf_counter() - self.t0
-
-
-def _fit(model: "tf.keras.Model", train_ds: Any, val_ds: Any, *, epochs: int, monitor: str, mode: str,
-         patience: int, verbose: int) -> dict[str, list[float]]:
-    import tensorflow as tf
-
-    callbacks = [tf.keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=patience,
-                                                  restore_best_weights=True, verbose=0)]
-    if verbose == 0:
-        callbacks.append(_tqdm_callback(epochs, monitor))
-    with _quiet_retracing():
-        hist = model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, verbose=verbose)
-    return _history_dict(hist)
 
 
 @contextlib.contextmanager
@@ -305,18 +330,32 @@ def _quiet_retracing() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _tqdm_callback(epochs: int, monitor: str) -> Any:
+@contextlib.contextmanager
+def quiet_cache_hits() -> Iterator[None]:
+    """Swallow the "[train] cache hit" lines (one per model loaded from the cache) but keep every other
+    line printed. Used by ``labkit.search`` and ``labkit.experiments.tradeoffs`` (notebook 08)."""
+    buf = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buf):
+            yield
+    finally:
+        for line in buf.getvalue().splitlines():
+            if not line.startswith("[train] cache hit"):
+                print(line)
+
+
+def _tqdm_callback(epochs: int, desc: str, monitor: str | None) -> Any:
     """A Keras callback showing one tqdm bar over epochs, with the monitored metric."""
     import tensorflow as tf
     from tqdm.auto import tqdm
 
     class TqdmEpochs(tf.keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
-            self.bar = tqdm(total=epochs, desc="epochs", leave=False)
+            self.bar = tqdm(total=epochs, desc=desc, leave=False)
 
         def on_epoch_end(self, epoch, logs=None):
             self.bar.update(1)
-            if logs and monitor in logs:
+            if monitor and logs and monitor in logs:
                 self.bar.set_postfix({monitor: f"{logs[monitor]:.4f}"})
 
         def on_train_end(self, logs=None):
@@ -365,9 +404,7 @@ def _feature_dict(cfg: Any, name: str | None) -> dict[str, Any]:
 
 def kws_features(data: Any, features: Any, *, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Features of the train/val/test splits of ``data``, computed once per (data, features) and
-    memoised in memory (the last few pairs). Used by :func:`train_kws` (notebook 03)."""
-    from . import features as feats
-
+    memoised in memory (the last few pairs). Used by :func:`train_kws` and ``labkit.tasks`` (notebooks 03-08)."""
     cfg = feats.get(features)
     key = (fingerprint(data), _canonical(_feature_dict(cfg, None)))
     if key in _FEATURE_CACHE:
@@ -388,10 +425,8 @@ def mix_synthetic(data: Any, per_word: int, *, seed: int = 0) -> tuple[np.ndarra
 
     Returns ``(x_train, y_train, added_per_label)``. Used by :func:`train_kws` (notebook 03).
     """
-    from . import data as data_mod
-
     labels = list(data.labels)
-    x_syn, names = data_mod.synthetic_clips(labels, int(per_word), seed=seed + 1000)  # not the eval set's seed
+    x_syn, names = synthetic_clips(labels, int(per_word), seed=seed + 1000)  # not the eval set's seed
     index = {lab: i for i, lab in enumerate(labels)}
     keep = np.array([str(n) in index for n in names], dtype=bool)
     if not keep.any():
@@ -438,28 +473,11 @@ def _augment_fn(aug: Augment, noise: np.ndarray | None, sample_rate: int = 16000
     return fn
 
 
-def _compile_kws(model: "tf.keras.Model", learning_rate: Any = 1e-3, *, run_eagerly: bool = False) -> None:
+def _compile_kws(model: "tf.keras.Model", learning_rate: float = 1e-3, total_steps: int | None = None) -> None:
     import tensorflow as tf
 
-    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate),
-                  loss=tf.keras.losses.SparseCategoricalCrossentropy(),
-                  metrics=["accuracy"], run_eagerly=run_eagerly)
-
-
-def kws_metrics(y_true: np.ndarray, probs: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
-    """Top-1 accuracy, per-class accuracy and confusion matrix (rows = true, columns = predicted).
-
-    Used by :func:`train_kws` and notebooks 03 and 05.
-    """
-    y_true = np.asarray(y_true).astype(np.int64).ravel()
-    pred = np.asarray(probs).argmax(axis=-1).ravel()
-    k = len(labels)
-    cm = np.zeros((k, k), dtype=np.int64)
-    np.add.at(cm, (y_true, pred), 1)
-    support = cm.sum(axis=1)
-    per_class = {lab: (float(cm[i, i] / support[i]) if support[i] else float("nan")) for i, lab in enumerate(labels)}
-    return {"top1": float((pred == y_true).mean()) if len(y_true) else float("nan"),
-            "per_class_accuracy": per_class, "confusion_matrix": cm.tolist(), "n": int(len(y_true))}
+    compile_model(model, tf.keras.losses.SparseCategoricalCrossentropy(), learning_rate, metrics=["accuracy"],
+                  total_steps=total_steps)
 
 
 def train_kws(
@@ -471,7 +489,7 @@ def train_kws(
     batch_size: int = 64,
     seed: int = 0,
     alpha: float = 1.0,
-    learning_rate: float = 2e-3,
+    learning_rate: float = KWS_LEARNING_RATE,
     patience: int = 6,
     augment: Augment | bool | None = None,
     noise: np.ndarray | None = None,
@@ -489,9 +507,6 @@ def train_kws(
     retraining. Used by notebooks 03, 05, 06, 07 and 08.
     """
     import tensorflow as tf
-
-    from . import features as feats
-    from . import models
 
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs ({epochs}) and batch_size ({batch_size}) must be >= 1")
@@ -534,9 +549,9 @@ def train_kws(
     y_val, y_test = np.asarray(data.y_val, np.int64), np.asarray(data.y_test, np.int64)
     n_train = len(y_train)
     steps = int(np.ceil(n_train / batch_size))
-    opts = tf.data.Options()
-    opts.deterministic = True
     if augment:
+        opts = tf.data.Options()
+        opts.deterministic = True
         fn = feats.tf_fn(cfg)
         train_ds = (tf.data.Dataset.from_tensor_slices((x_train_w, y_train))
                     .shuffle(n_train, seed=seed, reshuffle_each_iteration=True).batch(batch_size)
@@ -547,15 +562,13 @@ def train_kws(
             with _quiet_retracing():
                 f_extra = np.asarray(feats.compute(x_train_w[len(data.y_train):], cfg, batch_size=256), np.float32)
             f_train = np.concatenate([f_train, f_extra])
-        train_ds = (tf.data.Dataset.from_tensor_slices((f_train, y_train)).cache()
-                    .shuffle(n_train, seed=seed, reshuffle_each_iteration=True).batch(batch_size)
-                    .prefetch(tf.data.AUTOTUNE).with_options(opts))
+        train_ds = dataset(f_train, y_train, batch_size, seed=seed, cache=True)
     val_ds = tf.data.Dataset.from_tensor_slices((f_val, y_val)).batch(256).cache()
 
-    _compile_kws(model, _cosine_lr(learning_rate, epochs, steps), run_eagerly=epochs * steps <= EAGER_MAX_STEPS)
+    _compile_kws(model, learning_rate, total_steps=epochs * steps)
     with _Timer() as t:
-        history = _fit(model, train_ds, val_ds, epochs=epochs, monitor="val_accuracy", mode="max",
-                       patience=patience, verbose=verbose)
+        history = fit(model, train_ds, val_ds, epochs=epochs, verbose=verbose, monitor="val_accuracy",
+                      callbacks=[_early_stopping("val_accuracy", "max", patience)])
     probs = predict(model, f_test)
     metrics = kws_metrics(y_test, probs, labels)
     metrics["val_top1"] = float(max(history.get("val_accuracy", [float("nan")])))
@@ -571,41 +584,6 @@ def train_kws(
 
 
 # -------------------------------------------------------------------------------------- forecasting
-def short_target_name(name: str) -> str:
-    """``"T (degC)"`` -> ``"T"``, ``"rh (%)"`` -> ``"RH"``; other names: their first word."""
-    return SHORT_TARGET_NAMES.get(name, name.split(" ")[0])
-
-
-def forecast_mae(y_true_real: np.ndarray, y_pred_real: np.ndarray, target_names: Sequence[str]) -> dict[str, Any]:
-    """Mean absolute error per target in real units, averaged over samples and output steps
-    (``"T_mae"``, ``"RH_mae"``) and per step (``"T_mae_steps"``, ``"RH_mae_steps"``: one value per step).
-
-    Arrays are ``(N, steps, targets)`` (or ``(N, targets)`` for one step). Used by notebooks 04-08.
-    """
-    yt, yp = np.asarray(y_true_real, np.float64), np.asarray(y_pred_real, np.float64)
-    if yt.shape != yp.shape:
-        raise ValueError(f"y_true shape {yt.shape} != y_pred shape {yp.shape}")
-    if yt.ndim == 2:
-        yt, yp = yt[:, None, :], yp[:, None, :]
-    if yt.ndim != 3 or yt.shape[-1] != len(target_names):
-        raise ValueError(f"expected (N, steps, {len(target_names)}) arrays, got {yt.shape}")
-    err = np.abs(yt - yp)  # (N, steps, targets)
-    out: dict[str, Any] = {}
-    for j, name in enumerate(target_names):
-        short = short_target_name(name)
-        out[f"{short}_mae"] = float(err[:, :, j].mean())
-        out[f"{short}_mae_steps"] = [float(v) for v in err[:, :, j].mean(axis=0)]
-    return out
-
-
-def persistence(windows: Any, split: str = "test") -> np.ndarray:
-    """The persistence forecast in real units: the last observed value repeated over every output step,
-    shape ``(N, output_steps, targets)``. Used by notebooks 04 and 08."""
-    last = np.asarray(windows.last_observed(split), np.float64)
-    y = np.asarray(getattr(windows, f"y_{split}"))
-    return np.repeat(last[:, None, :], y.shape[1], axis=1)
-
-
 def _target_indices(windows: Any) -> list[int]:
     """Input-feature indices of the targets, checking they share the targets' normalisation (which
     the residual head of ``models.build(..., residual=True)`` relies on)."""
@@ -624,11 +602,8 @@ def _target_indices(windows: Any) -> list[int]:
     return idx
 
 
-def _compile_fc(model: "tf.keras.Model", learning_rate: Any = 1e-3, *, run_eagerly: bool = False) -> None:
-    import tensorflow as tf
-
-    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate), loss="mae", metrics=["mse"],
-                  run_eagerly=run_eagerly)
+def _compile_fc(model: "tf.keras.Model", learning_rate: float = 1e-3, total_steps: int | None = None) -> None:
+    compile_model(model, "mae", learning_rate, metrics=["mse"], total_steps=total_steps)
 
 
 def evaluate_forecaster(model: "tf.keras.Model", windows: Any, split: str = "test") -> dict[str, Any]:
@@ -637,31 +612,9 @@ def evaluate_forecaster(model: "tf.keras.Model", windows: Any, split: str = "tes
     Keys: ``T_mae``, ``RH_mae`` (+ ``_steps``), ``persist_T_mae``, ``persist_RH_mae`` (+ ``_steps``),
     ``T_ratio``, ``RH_ratio``. Used by :func:`train_forecaster` and notebooks 04-08.
     """
-    x, y = getattr(windows, f"x_{split}"), getattr(windows, f"y_{split}")
+    x = getattr(windows, f"x_{split}")
     pred = predict(model, np.asarray(x, np.float32), batch_size=1024)
     return forecast_metrics(windows, pred, split)
-
-
-def forecast_metrics(windows: Any, pred_normalised: np.ndarray, split: str = "test") -> dict[str, Any]:
-    """Like :func:`evaluate_forecaster` but from normalised predictions (e.g. of a TFLite model).
-
-    Used by notebooks 04-08.
-    """
-    names = list(windows.target_names)
-    y = np.asarray(getattr(windows, f"y_{split}"))
-    if hasattr(windows, "y_true"):  # exact real-unit targets (no float32 round trip)
-        true = np.asarray(windows.y_true(split), np.float64)
-    else:
-        true = np.asarray(windows.denormalize_targets(y), np.float64)
-    pred = np.asarray(windows.denormalize_targets(np.asarray(pred_normalised).reshape(y.shape)), np.float64)
-    out = forecast_mae(true, pred, names)
-    base = forecast_mae(true, persistence(windows, split), names)
-    for k, v in base.items():
-        out[f"persist_{k}"] = v
-    for n in names:
-        s = short_target_name(n)
-        out[f"{s}_ratio"] = out[f"{s}_mae"] / base[f"{s}_mae"] if base[f"{s}_mae"] > 0 else float("nan")
-    return out
 
 
 def train_forecaster(
@@ -672,7 +625,7 @@ def train_forecaster(
     batch_size: int = 64,
     seed: int = 0,
     alpha: float = 1.0,
-    learning_rate: float = 1e-2,
+    learning_rate: float = FORECAST_LEARNING_RATE,
     patience: int = 15,
     residual: bool = True,
     cache: bool = True,
@@ -685,10 +638,6 @@ def train_forecaster(
     real units on the test split, with persistence beside them. ``cache=False`` forces retraining.
     Used by notebooks 04-08.
     """
-    import tensorflow as tf
-
-    from . import models
-
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs ({epochs}) and batch_size ({batch_size}) must be >= 1")
     x_train = np.asarray(windows.x_train, np.float32)
@@ -712,19 +661,17 @@ def train_forecaster(
             _report_hit(hit)
             return hit
 
+    import tensorflow as tf
+
     n = len(x_train)
-    opts = tf.data.Options()
-    opts.deterministic = True
-    train_ds = (tf.data.Dataset.from_tensor_slices((x_train, y_train)).cache()
-                .shuffle(n, seed=seed, reshuffle_each_iteration=True).batch(batch_size)
-                .prefetch(tf.data.AUTOTUNE).with_options(opts))
+    train_ds = dataset(x_train, y_train, batch_size, seed=seed, cache=True)
     val_ds = tf.data.Dataset.from_tensor_slices((np.asarray(windows.x_val, np.float32),
                                                  np.asarray(windows.y_val, np.float32))).batch(1024).cache()
     steps = int(np.ceil(n / batch_size))
-    _compile_fc(model, _cosine_lr(learning_rate, epochs, steps), run_eagerly=epochs * steps <= EAGER_MAX_STEPS)
+    _compile_fc(model, learning_rate, total_steps=epochs * steps)
     with _Timer() as t:
-        history = _fit(model, train_ds, val_ds, epochs=epochs, monitor="val_loss", mode="min",
-                       patience=patience, verbose=verbose)
+        history = fit(model, train_ds, val_ds, epochs=epochs, verbose=verbose, monitor="val_loss",
+                      callbacks=[_early_stopping("val_loss", "min", patience)])
     metrics = evaluate_forecaster(model, windows, "test")
     val = evaluate_forecaster(model, windows, "val")
     metrics.update({f"val_{k}": v for k, v in val.items() if k.endswith("_mae") and not k.startswith("persist")})
@@ -740,73 +687,3 @@ def train_forecaster(
     print(f"[train] trained {model_name} in {t.seconds:.1f} s ({len(history['loss'])} epochs): {summary}; "
           f"cached as {key}")
     return result
-
-
-TINYCONV_FEATURES = "logmel"
-"""TinyConv is built for micro_speech's 49x40 log-mel input; :func:`kws_plan` gives it that."""
-
-
-def kws_plan(models: Sequence[str], features: Sequence[str]) -> list[tuple[str, str]]:
-    """(model, features) pairs to train: every model on every feature preset, except TinyConv, which
-    gets :data:`TINYCONV_FEATURES` only. Used by notebook 03 and benchmarks/kws_real.py."""
-    plan: list[tuple[str, str]] = []
-    for m in models:
-        for f in ([TINYCONV_FEATURES] if m == "tinyconv" else list(features)):
-            if (m, f) not in plan:
-                plan.append((m, f))
-    return plan
-
-
-def kws_table(results: Mapping[str, TrainResult]) -> "pd.DataFrame":
-    """One row per KWS run: model, features, test top-1, best validation top-1, params, float32 size,
-    train time, epochs run, cache hit. Used by notebooks 03 and 08."""
-    import pandas as pd
-
-    cols = ["model", "features", "top1", "val_top1", "params", "size_kb", "train_time_s", "epochs", "cache_hit"]
-    rows = []
-    for name, res in results.items():
-        row = res.row()
-        rows.append({"run": name, **{c: row.get(c) for c in cols}})
-    return pd.DataFrame(rows).set_index("run")
-
-
-def per_class_table(results: Mapping[str, TrainResult]) -> "pd.DataFrame":
-    """Test accuracy per label (rows) and run (columns). Used by notebook 03."""
-    import pandas as pd
-
-    return pd.DataFrame({name: res.metrics["per_class_accuracy"] for name, res in results.items()})
-
-
-def forecast_table(results: Mapping[str, TrainResult]) -> "pd.DataFrame":
-    """One row per forecaster plus a first ``persistence`` row: test MAE of each target in real units
-    (averaged over the output steps), the ratio to persistence, params, float32 size and train time.
-
-    Used by notebooks 04 and 08.
-    """
-    import pandas as pd
-
-    if not results:
-        raise ValueError("forecast_table needs at least one TrainResult")
-    first = next(iter(results.values()))
-    shorts = [short_target_name(n) for n in first.info.get("target_names", ["T (degC)", "rh (%)"])]
-    rows = [{"model": "persistence", **{f"{s}_mae": first.metrics[f"persist_{s}_mae"] for s in shorts},
-             **{f"{s}_ratio": 1.0 for s in shorts}, "params": 0, "size_kb": 0.0, "train_time_s": 0.0,
-             "epochs": 0, "cache_hit": None}]
-    for name, res in results.items():
-        m = res.metrics
-        rows.append({"model": name, **{f"{s}_mae": m[f"{s}_mae"] for s in shorts},
-                     **{f"{s}_ratio": m[f"{s}_ratio"] for s in shorts}, "params": res.params,
-                     "size_kb": round(res.params * 4 / 1024, 2), "train_time_s": round(res.train_time_s, 1),
-                     "epochs": len(res.history.get("loss", [])), "cache_hit": res.cache_hit})
-    return pd.DataFrame(rows).set_index("model")
-
-
-def forecast_predictions(results: Mapping[str, TrainResult], windows: Any, split: str = "test"
-                         ) -> dict[str, np.ndarray]:
-    """Real-unit predictions ``(N, steps, targets)`` of every model on ``split``, plus
-    ``"persistence"``. Used by notebook 04 (predictions vs truth)."""
-    x = np.asarray(getattr(windows, f"x_{split}"), np.float32)
-    out = {name: np.asarray(windows.denormalize_targets(predict(res.model, x, batch_size=1024)))
-           for name, res in results.items()}
-    out["persistence"] = persistence(windows, split)
-    return out

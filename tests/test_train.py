@@ -1,4 +1,4 @@
-"""labkit.train: forecasting metric and persistence on hand-computed examples, training reduces the
+"""labkit.metrics and labkit.train: forecasting metric and persistence on hand-computed examples, training reduces the
 loss, and the model cache (hit on the same recipe, miss on a changed hyper-parameter)."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from labkit import train
+from labkit import metrics, train
 
 from fakes import sine_windows
 
@@ -19,18 +19,18 @@ def test_forecast_mae_matches_hand_computed_values():
     y_pred = np.zeros((2, 3, 2))
     y_pred[:, :, 0] = [[1.0, 2.0, 3.0], [-1.0, 0.0, 1.0]]   # |err| T: step means 1.0, 1.0, 2.0
     y_pred[:, :, 1] = [[10.0, 0.0, 0.0], [0.0, 0.0, -4.0]]   # |err| RH: step means 5.0, 0.0, 2.0
-    out = train.forecast_mae(y_true, y_pred, ["T (degC)", "rh (%)"])
+    out = metrics.forecast_mae(y_true, y_pred, ["T (degC)", "rh (%)"])
     assert out["T_mae"] == pytest.approx(8 / 6)
     assert out["RH_mae"] == pytest.approx(14 / 6)
     assert out["T_mae_steps"] == pytest.approx([1.0, 1.0, 2.0])
     assert out["RH_mae_steps"] == pytest.approx([5.0, 0.0, 2.0])
     with pytest.raises(ValueError, match="shape"):
-        train.forecast_mae(y_true, y_pred[:, :2], ["T (degC)", "rh (%)"])
+        metrics.forecast_mae(y_true, y_pred[:, :2], ["T (degC)", "rh (%)"])
 
 
 def test_persistence_repeats_last_observed_value_in_real_units():
     w = sine_windows(60)
-    pred = train.persistence(w, "test")
+    pred = metrics.persistence(w, "test")
     assert pred.shape == w.y_test.shape
     last_real = w.x_test[:, -1, :] * w.feature_std + w.feature_mean
     np.testing.assert_allclose(pred[:, 0], last_real, rtol=1e-6)
@@ -38,7 +38,7 @@ def test_persistence_repeats_last_observed_value_in_real_units():
     # its MAE, computed independently by hand from the raw arrays
     true_real = w.y_test * w.target_std + w.target_mean
     expected_t = np.mean(np.abs(true_real[:, :, 0] - last_real[:, None, 0]))
-    m = train.forecast_metrics(w, w.y_test, "test")  # a perfect model ...
+    m = metrics.forecast_metrics(w, w.y_test, "test")  # a perfect model ...
     assert m["T_mae"] == pytest.approx(0.0, abs=1e-5)
     assert m["persist_T_mae"] == pytest.approx(expected_t, rel=1e-6)  # ... beside persistence
     assert m["T_ratio"] == pytest.approx(0.0, abs=1e-5)
@@ -46,7 +46,7 @@ def test_persistence_repeats_last_observed_value_in_real_units():
 
 def test_kws_metrics_confusion_and_per_class():
     probs = np.eye(3)[[0, 1, 1, 2, 0]]
-    out = train.kws_metrics(np.array([0, 1, 2, 2, 0]), probs, ["a", "b", "c"])
+    out = metrics.kws_metrics(np.array([0, 1, 2, 2, 0]), probs, ["a", "b", "c"])
     assert out["top1"] == pytest.approx(0.8)
     assert out["confusion_matrix"] == [[2, 0, 0], [0, 1, 0], [0, 1, 1]]
     assert out["per_class_accuracy"] == {"a": 1.0, "b": 1.0, "c": 0.5}
@@ -143,8 +143,6 @@ def test_kws_training_reduces_loss_and_reports_metrics(tmp_data):
 
 
 def test_extra_synthetic_maps_labels_by_name_into_the_train_split_only(tmp_data, monkeypatch):
-    import labkit.data
-
     data = FakeKWS(*_tones(4, 0), *_tones(2, 1), *_tones(2, 2), labels=["lo", "mid", "hi"])
     x_syn, _ = _tones(1, 3)                                   # three clips: 300, 1000, 3000 Hz
     x_syn = np.concatenate([x_syn, x_syn[:1]])
@@ -155,7 +153,7 @@ def test_extra_synthetic_maps_labels_by_name_into_the_train_split_only(tmp_data,
         calls.append((list(labels), per_word))
         return x_syn, names
 
-    monkeypatch.setattr(labkit.data, "synthetic_clips", fake_synthetic_clips)
+    monkeypatch.setattr(train, "synthetic_clips", fake_synthetic_clips)  # the generator train_kws calls
     x, y, added = train.mix_synthetic(data, 2, seed=0)
     assert calls == [(["lo", "mid", "hi"], 2)]
     assert added == {"lo": 1, "mid": 0, "hi": 2}
