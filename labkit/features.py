@@ -42,9 +42,11 @@ import dataclasses
 import functools
 import math
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import numpy as np
+
+from .bench import median_time
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -545,8 +547,6 @@ def _one_blas_thread() -> Any:
 def _cost_row(c: FeatureConfig, mode: str, one: Any, batch: Any, clip: np.ndarray, *, runs: int, warmup: int,
               max_seconds: float | None) -> dict[str, Any]:
     """One row of :func:`cost_table`."""
-    from .bench import median_time
-
     fn = tf_fn(c)
     call, per = {
         "eager": (lambda: _extract(one, c).numpy(), 1),
@@ -583,51 +583,3 @@ def pick_examples(
         if len(idx):
             out[label] = np.asarray(x)[np.sort(rng.choice(idx, size=min(per_label, len(idx)), replace=False))]
     return out
-
-
-def explorer(clips: Mapping[str, np.ndarray], *, cfg: str | FeatureConfig = "mfcc_a") -> Any:
-    """An ipywidgets explorer: pick a word and clip, change frame length / step and mel bins, and see
-    (and hear) the waveform, spectrogram, log-mel and MFCC update. ``clips`` is ``{word: (k, samples)}``
-    (e.g. from :func:`pick_examples`). Live only in Jupyter / Colab; static HTML shows no widget.
-    Used by notebook 01."""
-    import io
-
-    import ipywidgets as w
-    from IPython.display import Audio, Image
-
-    from . import plots
-
-    base = get(cfg)
-    if not clips:
-        raise ValueError("explorer needs at least one clip: clips = {word: array (k, num_samples)}")
-    words = list(clips)
-    word = w.Dropdown(options=words, value=words[0], description="word")
-    index = w.IntSlider(0, 0, len(clips[words[0]]) - 1, description="clip")
-    frame0, step0 = (round(n * 1000 / base.sample_rate) for n in (base.frame_length, base.frame_step))
-    frame_ms = w.SelectionSlider(options=sorted({16, 20, 25, 30, 40, 64, 128, frame0}), value=frame0,
-                                 description="frame ms")
-    step_ms = w.SelectionSlider(options=sorted({8, 10, 16, 20, 25, 32, 64, step0}), value=step0,
-                                description="step ms")
-    mels = w.IntSlider(base.num_mel_bins, 8, 80, step=4, description="mel bins")
-    out = w.Output()
-
-    def render(*_: Any) -> None:
-        index.max = len(clips[word.value]) - 1
-        c = base.replace(frame_length=frame_ms.value * base.sample_rate // 1000,
-                         frame_step=step_ms.value * base.sample_rate // 1000, fft_length=None,
-                         num_mel_bins=mels.value, num_coefficients=min(base.num_coefficients, mels.value))
-        clip = clips[word.value][index.value]
-        fig = plots.audio_views({f"{word.value} #{index.value}": views(clip, c)})
-        png = io.BytesIO()
-        fig.savefig(png, format="png", dpi=72)
-        plots.plt.close(fig)
-        # Set the Output widget's content directly (no `with out:` capture): simpler and thread-safe.
-        out.outputs = ()
-        out.append_display_data(Audio(clip, rate=c.sample_rate))
-        out.append_display_data(Image(png.getvalue()))
-        out.append_stdout(describe(c) + "\n")
-
-    for widget in (word, index, frame_ms, step_ms, mels):
-        widget.observe(render, names="value")
-    render()
-    return w.VBox([w.HBox([word, index]), w.HBox([frame_ms, step_ms, mels]), out])

@@ -1,18 +1,29 @@
-"""Plot style and the one way figures are saved (``save_fig``), shared by all notebooks."""
+"""Every figure of the course, the plot style and the one way figures are saved (``save_fig``).
+
+Figure functions take what the library computed (DataFrames, arrays, results) and only draw it; they are
+grouped by notebook below. The figure style is applied by ``labkit.session.setup``.
+"""
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
+from typing import Iterable, Mapping, Sequence
 
 import matplotlib
 import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from . import config
-from .results import atomic_write_bytes
+from . import config, estimate, search, tflite
+from .estimate import CORTEX_M4, McuModel
+from .io import atomic_write_bytes
+from .search import ConstraintPreset
+from .tasks import Task
 
 
 def use_style() -> None:
-    """The kit's plot style (readable in the HTML report). Called by notebooks' setup."""
+    """The kit's plot style (readable in the HTML report). Called by ``session.setup`` (every notebook)."""
     plt.rcParams.update({
         "figure.figsize": (7.5, 4.0), "figure.dpi": 100, "savefig.dpi": 120,
         "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False,
@@ -323,7 +334,7 @@ def forecast_step_errors(metrics: "dict[str, dict]", *, targets: "tuple[str, ...
 # --------------------------------------------------------------------------- conversion (notebook 05)
 def latency_breakdown(frames: "object", *, title: str = "Latency per prediction (LiteRT, batch 1, 1 thread)"
                       ) -> "matplotlib.figure.Figure":
-    """Stacked horizontal bars of ``bench.latency_breakdown`` rows: one bar per (model, mode), one
+    """Stacked horizontal bars of ``tasks.Task.latency_breakdown`` rows: one bar per (model, mode), one
     segment per stage (preprocessing, inference, post-processing; medians in ms), with the end-to-end
     ``total`` written at the end of each bar. ``frames`` is one DataFrame or ``{panel title: DataFrame}``
     (one panel each, with its own time axis, e.g. keyword spotting vs forecasting). Used by notebook 05."""
@@ -355,4 +366,249 @@ def latency_breakdown(frames: "object", *, title: str = "Latency per prediction 
                bbox_to_anchor=(0.5, 0.955))
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0, 1, 0.93))
+    return fig
+
+
+# --------------------------------------------------------------------------- estimation (notebook 02)
+def plot_macs(profiles: Mapping[str, pd.DataFrame], *, ncols: int = 2) -> "matplotlib.figure.Figure":
+    """Horizontal bars of MACs per layer (layers with MACs only, from ``estimate.profile`` tables), one panel per
+    model. Used by notebook 02."""
+    names = list(profiles)
+    nrows = math.ceil(len(names) / ncols)
+    heights = [max(1, int((profiles[n]["macs"].iloc[:-1] > 0).sum())) for n in names]
+    fig, axes = plt.subplots(nrows, ncols, figsize=(12, 0.9 + 0.28 * max(heights) * nrows + 0.6 * nrows),
+                             squeeze=False)
+    for ax, name in zip(axes.flat, names):
+        df = profiles[name]
+        df = df[(df["name"] != "total") & (df["macs"] > 0)]
+        ax.barh(df["name"][::-1], df["macs"][::-1], color="tab:blue")
+        total = int(profiles[name]["macs"].iloc[-1])
+        ax.set_title(f"{name}: {total:,} MACs", fontsize=10)
+        ax.set_xlabel("MACs")
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 3))
+    for ax in list(axes.flat)[len(names):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_memory(model, dtype: str = "int8", *, align: int = estimate.TFLM_ALIGNMENT) -> "matplotlib.figure.Figure":
+    """Live activation bytes while each op runs (``estimate.memory_timeline``), peak highlighted. Used by
+    notebook 02."""
+    tl = estimate.memory_timeline(model, dtype, align=align)
+    peak = tl["live_bytes"].max()
+    fig, ax = plt.subplots(figsize=(7.5, 3.2))
+    colors = ["tab:red" if v == peak else "tab:gray" for v in tl["live_bytes"]]
+    ax.bar(tl["op"], tl["live_bytes"], color=colors)
+    ax.set_ylabel(f"live bytes ({dtype})")
+    ax.set_title(f"{model.name}: peak {peak:,} B of activations ({dtype}, batch 1)")
+    ax.tick_params(axis="x", rotation=60)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- quantization (notebook 06)
+_METRIC_LABELS = {"top1": "test top-1 accuracy", "T_mae": "T MAE (degC)", "RH_mae": "RH MAE (%RH)"}
+
+
+def plot_bit_sweep(frames: pd.DataFrame | Mapping[str, pd.DataFrame], metrics: str | Sequence[str] = "top1",
+                   *, title: str = "") -> "matplotlib.figure.Figure":
+    """The course's figure: ``metric`` against bit width (2..8), one line per method (PTQ W, PTQ W+A,
+    QAT W+A ...), the float model as a dashed line; one panel per model (``frames`` maps a model name to
+    its rows from ``experiments.quantization.ptq_sweep`` + ``qat_sweep``) and per metric. Used by notebook 06."""
+    if isinstance(frames, pd.DataFrame):
+        frames = {str(frames["model"].iloc[0]) if "model" in frames else "": frames}
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    panels = [(n, f, m) for n, f in frames.items() for m in metrics]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), squeeze=False)
+    styles = {"PTQ W": ("tab:blue", "o"), "PTQ W (per-tensor)": ("tab:cyan", "v"), "PTQ W+A": ("tab:orange", "s"),
+              "QAT W+A": ("tab:green", "^")}
+    for ax, (name, frame, metric) in zip(axes[0], panels):
+        if metric not in frame:
+            raise ValueError(f"no column {metric!r} in the sweep of {name!r}; columns: {list(frame.columns)}")
+        fp = frame[frame["method"] == "FP32"]
+        bit_rows = frame[frame["method"] != "FP32"]
+        for method, rows in bit_rows.groupby("method", sort=False):
+            rows = rows.sort_values("bits")
+            color, marker = styles.get(method, (None, "o"))
+            ax.plot(rows["bits"], rows[metric], marker=marker, color=color, lw=1.5, label=method)
+        if len(fp):
+            ax.axhline(float(fp[metric].iloc[0]), color="black", ls="--", lw=1, label="FP32")
+        ax.set_xticks(sorted(bit_rows["bits"].unique()))
+        ax.set(xlabel="bit width (W: weights; W+A: weights and activations)", ylabel=_METRIC_LABELS.get(metric, metric),
+               title=f"{name}: {_METRIC_LABELS.get(metric, metric).split(' (')[0]}")
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- pruning (notebook 07)
+_STYLES = {  # (method, training) -> (label, marker, linestyle)
+    ("sparse", "one-shot"): ("sparse, one-shot", "o", "--"),
+    ("sparse", "fine-tuned"): ("sparse, fine-tuned", "o", "-"),
+    ("structured", "one-shot"): ("structured, one-shot", "s", "--"),
+    ("structured", "fine-tuned"): ("structured, fine-tuned", "s", "-"),
+    ("alpha", "retrained"): ("width multiplier, retrained", "^", ":"),
+}
+
+
+def plot_tradeoffs(table: pd.DataFrame, task: Task, *, mcu: McuModel = CORTEX_M4,
+                   title: str = "") -> "matplotlib.figure.Figure":
+    """Metric vs non-zero parameters, vs MACs, vs measured CPU latency (int8 TFLite) and vs estimated
+    MCU latency, one line per (method, training), the baseline as a star (``experiments.pruning.sweep``
+    rows). Used by notebook 07."""
+    table = table[table["task"] == task.name]
+    axes_spec = [("nonzero_params", "non-zero parameters", True), ("macs", "MACs per inference", True),
+                 ("cpu_ms", "CPU latency, int8 TFLite (ms, measured)", False),
+                 ("mcu_ms_est", f"MCU latency (ms, ESTIMATE: {mcu.cycles_per_mac:.1f} cycles/MAC "
+                                f"@ {mcu.clock_hz / 1e6:.0f} MHz)", False)]
+    fig, axes = plt.subplots(1, 4, figsize=(17, 3.9), sharey=True)
+    base = table[table["method"] == "baseline"].iloc[0]
+    for ax, (col, label, log) in zip(axes, axes_spec):
+        for (method, training), (name, marker, ls) in _STYLES.items():
+            part = table[(table["method"] == method) & (table["training"] == training)].sort_values(col)
+            if len(part):
+                ax.plot(part[col], part[task.metric], marker=marker, ls=ls, lw=1.3, ms=5, label=name)
+        ax.plot([base[col]], [base[task.metric]], "k*", ms=12, label="baseline")
+        ax.set_xlabel(label, fontsize=9)
+        if log:
+            ax.set_xscale("log")
+    axes[0].set_ylabel(task.metric_label + (" (higher is better)" if task.higher_is_better else
+                                            " (lower is better)"))
+    axes[-1].legend(fontsize=7, loc="best")
+    fig.suptitle(title or f"{task.name}: {task.model_name} pruned (Keras float metric)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_sizes(table: pd.DataFrame, task: Task) -> "matplotlib.figure.Figure":
+    """.tflite size and zlib-compressed size (float32 and int8) of the fine-tuned sparse models against
+    their sparsity: the raw file does not shrink, the compressed one does. Used by notebook 07."""
+    t = table[(table["task"] == task.name) & (table["method"].isin(["baseline", "sparse"]))
+              & (table["training"] != "one-shot")].copy()
+    t["sparsity"] = np.where(t["method"] == "baseline", 0.0, t["level"])
+    t = t.sort_values("sparsity")
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for prefix, color in (("fp32", "tab:blue"), ("int8", "tab:orange")):
+        ax.plot(t["sparsity"], t[f"{prefix}_kb"], color=color, ls="--", marker="o", label=f"{prefix} .tflite")
+        ax.plot(t["sparsity"], t[f"{prefix}_zlib_kb"], color=color, marker="o", label=f"{prefix} zlib -9")
+    ax.set(xlabel="sparsity (fraction of kernel weights = 0)", ylabel="kB",
+           title=f"{task.name}: {task.model_name}, file size vs sparsity (fine-tuned)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_norms(frame: pd.DataFrame, task: Task) -> "matplotlib.figure.Figure":
+    """Metric of one-shot channel pruning vs kept width, one line per ranking norm
+    (``experiments.pruning.compare_norms``). Used by notebook 07."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    for norm, part in frame.groupby("norm", sort=False):
+        part = part.sort_values("keep_width")
+        ax.plot(part["keep_width"], part[task.metric], marker="o", label=norm)
+    ax.set(xlabel="fraction of channels kept", ylabel=task.metric_label,
+           title=f"{task.name}: filter ranking norm, one-shot channel pruning")
+    ax.legend(title="norm")
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- trade-offs (notebook 08)
+_PANELS: dict[str, list[tuple[str, str]]] = {
+    "kws": [("size_kb", "top1"), ("inference_ms", "top1"), ("total_ms", "top1")],
+    "forecast": [("size_kb", "T_mae"), ("size_kb", "RH_mae"), ("inference_ms", "T_mae")],
+}
+_LABELS = {"top1": "test top-1 (.tflite)", "T_mae": "test T MAE (°C)", "RH_mae": "test RH MAE (%RH)",
+           "size_kb": "zlib-compressed .tflite (kB)", "inference_ms": "inference latency (ms, LiteRT)",
+           "total_ms": "total latency (ms: features + inference + argmax)"}
+_SENSE = {"top1": "max", "T_mae": "min", "RH_mae": "min", "size_kb": "min", "inference_ms": "min", "total_ms": "min"}
+
+
+def _bounds(preset: ConstraintPreset, metric: str) -> tuple[float, float] | None:
+    """The feasible interval of ``metric`` under ``preset`` (None if the preset does not constrain it)."""
+    lo, hi, found = -math.inf, math.inf, False
+    for c in preset.constraints:
+        if c.metric == metric:
+            found = True
+            lo, hi = (lo, min(hi, c.limit)) if c.op == "<" else (max(lo, c.limit), hi)
+    return (lo, hi) if found else None
+
+
+def plot_fronts(trials: pd.DataFrame, task: str, *, panels: Sequence[tuple[str, str]] | None = None,
+                presets: Iterable[ConstraintPreset] | None = None, title: str = "") -> "matplotlib.figure.Figure":
+    """Every trial (colour = model, marker = conversion mode), the Pareto front of each panel's two
+    objectives (line) and each constraint preset's feasible region (shaded box; a preset that bounds
+    only one of the two axes spans the other). Default panels: metric vs size and vs latency.
+    Used by notebook 08."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Rectangle
+    from matplotlib.ticker import MaxNLocator
+
+    if task not in search.TASKS:
+        raise ValueError(f"unknown task {task!r}; choose one of {search.TASKS}")
+    panels = list(panels or _PANELS[task])
+    presets = list(presets if presets is not None else search.presets_for(task))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.0), squeeze=False)
+    models = sorted(trials["model"].unique()) if len(trials) else []
+    colors = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(models)}
+    marks = {"fp32": "o", "fp16": "D", "int8_w": "s", "int8_wa": "^"}
+    box_colors = plt.get_cmap("Set2")
+    for ax, (x, y) in zip(axes[0], panels):
+        data = trials.dropna(subset=[x, y]) if len(trials) else trials
+        for (m, mode), part in data.groupby(["model", "mode"]) if len(data) else []:
+            ax.scatter(part[x], part[y], color=colors[m], marker=marks.get(mode, "o"), s=36, alpha=0.8,
+                       edgecolor="white", linewidth=0.5, zorder=3)
+        if len(data):
+            front = data[search.pareto_mask(data, {x: "min", y: _SENSE[y]})].sort_values(x)
+            ax.step(front[x], front[y], where="post", color="black", lw=1.2, zorder=2)
+            ax.scatter(front[x], front[y], facecolor="none", edgecolor="black", s=90, lw=1.0, zorder=4)
+            xs = data[x].to_numpy(float)
+            if x.endswith("_kb") and xs.min() > 0 and xs.max() / xs.min() > 20:
+                ax.set_xscale("log")
+        ax.set_xlabel(_LABELS.get(x, x))
+        ax.set_ylabel(_LABELS.get(y, y))
+        # make every preset's limits visible, then shade each feasible region
+        limits_x = [v for p in presets for b in [_bounds(p, x)] if b for v in b if math.isfinite(v)]
+        limits_y = [v for p in presets for b in [_bounds(p, y)] if b for v in b if math.isfinite(v)]
+        x0, x1 = ax.get_xlim()
+        y0, y1 = ax.get_ylim()
+        if ax.get_xscale() == "linear" and limits_x:  # sizes and latencies start at 0: show the whole box
+            x0 = min(x0, 0.0)
+        if _SENSE[y] == "min" and limits_y:  # errors start at 0 too
+            y0 = min(y0, 0.0)
+        if limits_x:
+            x0, x1 = min(x0, min(limits_x) / (1.3 if ax.get_xscale() == "log" else 1)), max(x1, max(limits_x) * 1.1)
+        if limits_y:
+            span = (max(y1, max(limits_y)) - min(y0, min(limits_y))) or 1.0
+            y0, y1 = min(y0, min(limits_y) - 0.05 * span), max(y1, max(limits_y) + 0.05 * span)
+        ax.set_xlim(x0, x1)
+        ax.set_ylim(y0, y1)
+        drawn: list[tuple[float, float]] = []
+        for i, p in enumerate(presets):
+            bx, by = _bounds(p, x), _bounds(p, y)
+            if bx is None and by is None:
+                continue
+            lx, hx = (max(bx[0], x0), min(bx[1], x1)) if bx else (x0, x1)
+            ly, hy = (max(by[0], y0), min(by[1], y1)) if by else (y0, y1)
+            color = box_colors(i % 8)
+            ax.add_patch(Rectangle((lx, ly), hx - lx, hy - ly, facecolor=color, alpha=0.18, edgecolor=color,
+                                   lw=1.5, zorder=1))
+            corner = (hx, hy)
+            stacked = sum(1 for q in drawn if q[1] == corner[1])  # boxes with the same top: stack the labels
+            drawn.append(corner)
+            ax.annotate(p.name, corner, xytext=(-3, -3 - 10 * stacked), textcoords="offset points", ha="right",
+                        va="top", fontsize=8, color="dimgray", zorder=5)
+        ax.xaxis.set_major_locator(MaxNLocator(5)) if ax.get_xscale() == "linear" else None
+    handles = [Line2D([], [], color=colors[m], marker="o", ls="", label=m) for m in models]
+    used = sorted(trials["mode"].unique()) if len(trials) else []
+    handles += [Line2D([], [], color="gray", marker=marks.get(md, "o"), ls="", label=tflite.MODE_LABELS.get(md, md))
+                for md in used]
+    handles += [Line2D([], [], color="black", lw=1.2, marker="o", mfc="none", label="Pareto front")]
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 8), frameon=False,
+               bbox_to_anchor=(0.5, -0.06))
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
     return fig

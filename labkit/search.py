@@ -20,24 +20,25 @@ Main entry points (notebook 08):
 * :func:`search_space`, :func:`evaluate_kws`, :func:`evaluate_forecast`, :func:`make_objective`: what a
   trial is and how it is measured (training, pruning and conversion through the caches);
 * :func:`open_study`, :func:`run_study`, :func:`run_search`: resumable, shareable Optuna studies;
-* :func:`pareto_mask`, :func:`plot_fronts`: Pareto fronts with constraint boxes;
-* :func:`course_table`: the course's summary tables, gathered from notebooks 05/07 or measured.
+* :func:`pareto_mask`: Pareto fronts (drawn with the constraint boxes by ``labkit.plots.plot_fronts``).
+
+A trial is measured through ``labkit.tasks.Task`` (the same scoring, calibration inputs and pruning
+fine-tune as notebooks 05-07). The course's summary tables are ``labkit.experiments.tradeoffs``.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import io
 import math
 import operator
+import time
 import warnings
-from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from . import config
+from . import config, features, models, prune, tasks, tflite, train
+from .tasks import Task
 
 KB = 1024
 """Bytes in a kB for every size in this module (as the course computes ``os.path.getsize(f) / 1024``)."""
@@ -285,7 +286,7 @@ def trials_frame(study) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------------------------ the search space
-TASKS: tuple[str, ...] = ("kws", "forecast")
+TASKS: tuple[str, ...] = tasks.TASKS
 """The two tasks of the course."""
 
 OBJECTIVES: dict[str, dict[str, str]] = {
@@ -307,7 +308,7 @@ PARAM_DEFAULTS: dict[str, dict[str, Any]] = {
 built narrower and *trained* from scratch, through the model cache); ``keep``: structured pruning,
 the fraction of channels kept (1.0 = none removed, then fine-tuned); ``sparsity``: unstructured
 magnitude pruning, the fraction of weights set to zero (0.0 = none, then fine-tuned); ``mode``: the
-TFLite conversion (``labkit.convert.MODES``); ``features``: the KWS feature preset
+TFLite conversion (``labkit.tflite.MODES``); ``features``: the KWS feature preset
 (``labkit.features.PRESETS``; ``mfcc_a`` and ``mfcc_b`` differ in frame length and step, hence in
 preprocessing time)."""
 
@@ -337,11 +338,10 @@ in three modes, two of them new trainings; forecasting: three networks, two widt
 pruning), so a report run trains and fine-tunes only a few models. ``full``: the whole optimisation
 space (structured pruning of the LSTM is impossible: those trials fail and the sampler moves on)."""
 
-PRUNE_LEARNING_RATE = 5e-4
-"""Adam learning rate of the pruning fine-tunes (the value of notebook 07's sweep)."""
-
-PRUNE_RECIPE_VERSION = "1"
-"""Version of the prune-and-fine-tune recipe below; bump it to invalidate cached pruned models."""
+PRUNE_RECIPE_VERSION = "2"
+"""Version of the prune-and-fine-tune recipe below; bump it to invalidate cached pruned models and start new
+studies. 2: the fine-tunes take the task's settings (``Task.finetune_kwargs``, notebook 07's) instead of a
+learning rate of their own."""
 
 
 def _check_task(task: str) -> str:
@@ -382,8 +382,6 @@ def normalize_params(task: str, params: Mapping[str, Any]) -> dict[str, Any]:
 
     Used by the evaluators and notebook 08.
     """
-    from . import convert, features, models
-
     _check_task(task)
     unknown = set(params) - set(PARAM_DEFAULTS[task])
     if unknown:
@@ -392,8 +390,8 @@ def normalize_params(task: str, params: Mapping[str, Any]) -> dict[str, Any]:
     family = models.KWS_MODELS if task == "kws" else models.FORECAST_MODELS
     if p["model"] not in family:
         raise ValueError(f"unknown {task} model {p['model']!r}; choose one of {family}")
-    if p["mode"] not in convert.MODES:
-        raise ValueError(f"unknown conversion mode {p['mode']!r}; choose one of {convert.MODES}")
+    if p["mode"] not in tflite.MODES:
+        raise ValueError(f"unknown conversion mode {p['mode']!r}; choose one of {tflite.MODES}")
     p["alpha"], p["keep"], p["sparsity"] = float(p["alpha"]), float(p["keep"]), float(p["sparsity"])
     if not p["alpha"] > 0:
         raise ValueError(f"alpha (width multiplier) must be > 0, got {p['alpha']}")
@@ -411,8 +409,6 @@ def describe(params: Mapping[str, Any], task: str | None = None) -> str:
 
     Used by notebook 08.
     """
-    from . import convert, models
-
     task = task or ("kws" if str(params.get("model", "")) in models.KWS_MODELS else "forecast")
     p = normalize_params(task, {k: v for k, v in params.items() if k in PARAM_DEFAULTS[task]})
     parts = [p["model"] + (f" x{p['alpha']:g}" if p["alpha"] != 1.0 else "")]
@@ -422,7 +418,7 @@ def describe(params: Mapping[str, Any], task: str | None = None) -> str:
         parts.append(f"structured {p['keep']:g}")
     if p["sparsity"] > 0.0:
         parts.append(f"sparse {p['sparsity']:g}")
-    parts.append(convert.MODE_LABELS[p["mode"]])
+    parts.append(tflite.MODE_LABELS[p["mode"]])
     return " · ".join(parts)
 
 
@@ -432,58 +428,32 @@ _MEMO_SIZE = 512
 
 
 def _memo_key(task: str, dataset: Any, cfg: config.Profile, seed: int, p: Mapping[str, Any]) -> tuple:
-    from . import train
-
     return (task, train.fingerprint(dataset), cfg, int(seed), tuple(sorted((k, str(v)) for k, v in p.items())))
 
 
-@contextlib.contextmanager
-def _quiet_cache_hits() -> Iterator[None]:
-    """Swallow the "[train] cache hit" lines (one per trial) but keep every other line printed."""
-    buf = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(buf):
-            yield
-    finally:
-        for line in buf.getvalue().splitlines():
-            if not line.startswith("[train] cache hit"):
-                print(line)
-
-
-def _fit_subset(x: np.ndarray, y: np.ndarray, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """Evenly spaced ``limit`` training samples (the smoke profile's fine-tunes, as in notebook 07)."""
-    if limit is None or len(x) <= limit:
-        return x, y
-    idx = np.linspace(0, len(x) - 1, int(limit)).round().astype(int)
-    return x[idx], y[idx]
-
-
-def pruned_model(fit: Any, *, keep: float = 1.0, sparsity: float = 0.0, x: np.ndarray, y: np.ndarray, loss: str,
-                 epochs: int, batch_size: int, seed: int = 0, max_train_samples: int | None = None) -> Any:
-    """The trained model of ``fit`` (a ``train.TrainResult``) pruned and fine-tuned with notebook 07's
-    recipe, through the model cache (``train.load_cached`` / ``save_cached``): structured pruning keeping
+def pruned_model(fit: Any, task: Task, *, keep: float = 1.0, sparsity: float = 0.0, epochs: int,
+                 max_train_samples: int | None = None) -> Any:
+    """The trained model of ``fit`` (a ``train.TrainResult`` of ``task``) pruned and fine-tuned with notebook
+    07's recipe, through the model cache (``train.load_cached`` / ``save_cached``): structured pruning keeping
     ``keep`` of the channels (L1 ranking) then ``epochs`` of fine-tuning, and/or gradual magnitude pruning
-    to ``sparsity`` while fine-tuning (tfmot, depthwise kernels included). Returns a ``TrainResult``
+    to ``sparsity`` while fine-tuning (tfmot, depthwise kernels included); the fine-tunes take the task's
+    settings (``Task.finetune_kwargs``: loss, batch size, learning rate, seed) on ``max_train_samples``
+    evenly spaced training samples (``Task.training_subset``). Returns a ``TrainResult``
     (``info["nonzero_params"]`` ...); the unpruned ``fit`` itself when there is nothing to prune.
     Used by the evaluators (notebook 08).
     """
-    import time
-
-    from . import prune, train
-
     if keep >= 1.0 and sparsity <= 0.0:
         return fit
     name = fit.info.get("model_name", "model")
-    recipe = {"parent": fit.key, "keep": float(keep), "sparsity": float(sparsity), "norm": "l1", "epochs": int(epochs),
-              "batch_size": int(batch_size), "learning_rate": PRUNE_LEARNING_RATE, "seed": int(seed),
-              "max_train_samples": max_train_samples, "version": PRUNE_RECIPE_VERSION}
+    fit_kw = task.finetune_kwargs(epochs)
+    recipe = {"parent": fit.key, "keep": float(keep), "sparsity": float(sparsity), "norm": "l1",
+              "epochs": fit_kw["epochs"], "batch_size": fit_kw["batch_size"], "learning_rate": fit_kw["learning_rate"],
+              "seed": fit_kw["seed"], "max_train_samples": max_train_samples, "version": PRUNE_RECIPE_VERSION}
     key = train.cache_key("pruned", name, recipe)
     hit = train.load_cached(key)
     if hit is not None:
         return hit
-    x, y = _fit_subset(np.asarray(x), np.asarray(y), max_train_samples)
-    fit_kw = dict(epochs=int(epochs), loss=loss, batch_size=int(batch_size), learning_rate=PRUNE_LEARNING_RATE,
-                  seed=int(seed))
+    x, y = task.training_subset(max_train_samples)
     t0 = time.perf_counter()
     model = fit.model
     if keep < 1.0:
@@ -501,8 +471,6 @@ def pruned_model(fit: Any, *, keep: float = 1.0, sparsity: float = 0.0, x: np.nd
 
 
 def _measure(converted: Any, metrics: Mapping[str, Any], breakdown: pd.DataFrame, model: Any) -> dict[str, float]:
-    from . import prune
-
     stage = breakdown.set_index("stage")["ms"]
     report = prune.sparsity_report(model).iloc[-1]
     out = {k: float(v) for k, v in metrics.items()}
@@ -515,49 +483,44 @@ def _measure(converted: Any, metrics: Mapping[str, Any], breakdown: pd.DataFrame
     return out
 
 
+def _evaluate(task: Task, p: Mapping[str, Any], cfg: config.Profile, label: str) -> dict[str, float]:
+    """Train (cache), prune (cache), convert, score and time one configuration of ``task``."""
+    t0 = time.perf_counter()
+    finetune = tasks.finetune_settings(cfg)
+    with train.quiet_cache_hits():
+        fit = task.train(p["alpha"])
+        res = pruned_model(fit, task, keep=p["keep"], sparsity=p["sparsity"], epochs=finetune["epochs"],
+                           max_train_samples=finetune["max_train_samples"])
+    conv = tflite.convert(res.model, p["mode"], task.calibration_inputs() if p["mode"] == "int8_wa" else None,
+                          name=label)
+    breakdown = task.latency_breakdown(conv, runs=cfg.bench_runs, warmup=cfg.bench_warmup)
+    out = _measure(conv, task.evaluate(conv), breakdown, res.model)
+    out["eval_s"] = time.perf_counter() - t0
+    return out
+
+
 def evaluate_kws(params: Mapping[str, Any], *, data: Any, cfg: config.Profile, seed: int = 0) -> dict[str, float]:
     """Measure one KWS configuration (see :data:`PARAM_DEFAULTS`) end to end.
 
     Trains the network through the model cache with notebook 03's recipe (``train.kws_settings(cfg)``:
     a cache hit for the models notebooks 03-07 trained), prunes and fine-tunes it if asked
-    (:func:`pruned_model`, ``cfg.finetune_epochs``), converts it with the mode (int8 W+A calibrated on
-    training features) and measures: ``top1`` of the .tflite on the test split (LiteRT; the first
-    ``cfg.eval_limit`` clips), ``size_kb`` (zlib-compressed file, kB = 1,024 B), ``tflite_kb`` (raw
+    (:func:`pruned_model`, ``tasks.finetune_settings(cfg)``), converts it with the mode (int8 W+A
+    calibrated on training features) and measures: ``top1`` of the .tflite on the test split (LiteRT; the
+    first ``cfg.eval_limit`` clips), ``size_kb`` (zlib-compressed file, kB = 1,024 B), ``tflite_kb`` (raw
     file), ``inference_ms`` and ``total_ms`` (median of ``cfg.bench_runs`` runs of
-    ``bench.latency_breakdown`` on one test clip: features + inference + argmax), parameters and
+    ``Task.latency_breakdown`` on one test clip: features + inference + argmax), parameters and
     non-zero parameters. Identical calls in one process are measured once. Used by notebook 08.
     """
-    import time
-
-    from . import bench, convert, prune, train
-
     p = normalize_params("kws", params)
     memo = _memo_key("kws", data, cfg, seed, p)
     if memo in _MEMO:
         return dict(_MEMO[memo])
-    t0 = time.perf_counter()
-    with _quiet_cache_hits():
-        fit = train.train_kws(p["model"], data, p["features"], **train.kws_settings(cfg), seed=seed, alpha=p["alpha"])
-        f_train, _, f_test = train.kws_features(data, p["features"])
-        res = pruned_model(fit, keep=p["keep"], sparsity=p["sparsity"], x=f_train,
-                           y=np.asarray(data.y_train, np.int64), loss="sparse_categorical_crossentropy",
-                           epochs=cfg.finetune_epochs, batch_size=cfg.kws_batch_size, seed=seed,
-                           max_train_samples=prune.sweep_settings(cfg)["max_train_samples"])
-    conv = convert.convert(res.model, p["mode"], f_train if p["mode"] == "int8_wa" else None, name=describe(p, "kws"))
-    metrics = convert.evaluate_tflite_kws(conv, f_test, data.y_test, list(data.labels), limit=cfg.eval_limit)
-    breakdown = bench.latency_breakdown(conv, clip=np.asarray(data.x_test[0]), features=p["features"],
-                                        runs=cfg.bench_runs, warmup=cfg.bench_warmup)
-    out = _measure(conv, {"top1": metrics["top1"]}, breakdown, res.model)
-    out["eval_s"] = time.perf_counter() - t0
+    with train.quiet_cache_hits():
+        task = tasks.kws_task(data, p["model"], p["features"], **train.kws_settings(cfg), seed=seed,
+                              eval_limit=cfg.eval_limit)
+    out = _evaluate(task, p, cfg, describe(p, "kws"))
     _remember(memo, out)
     return dict(out)
-
-
-def calibration_inputs(windows: Any) -> np.ndarray:
-    """Representative inputs for a forecaster's int8 W+A conversion: the training *and* validation
-    windows, so the calibrated ranges cover the later (warmer) weeks too (notebook 06 shows the test
-    error that clipping causes when only the training weeks are used). Used by notebook 08."""
-    return np.concatenate([np.asarray(windows.x_train, np.float32), np.asarray(windows.x_val, np.float32)])
 
 
 def evaluate_forecast(params: Mapping[str, Any], *, windows: Any, cfg: config.Profile,
@@ -565,36 +528,19 @@ def evaluate_forecast(params: Mapping[str, Any], *, windows: Any, cfg: config.Pr
     """Measure one forecasting configuration (see :data:`PARAM_DEFAULTS`) end to end.
 
     Trains through the model cache with notebook 04's recipe (``train.forecast_settings(cfg)``), prunes
-    and fine-tunes if asked, converts (int8 W+A calibrated on :func:`calibration_inputs`) and measures:
-    ``T_mae`` and ``RH_mae`` of the .tflite on the test split in real units (LiteRT), ``size_kb`` (zlib,
-    kB = 1,024 B), ``tflite_kb``, ``inference_ms`` and ``total_ms`` (normalise + inference +
-    de-normalise, ``bench.latency_breakdown`` on one raw test window), parameters. Used by notebook 08.
+    and fine-tunes if asked, converts (int8 W+A calibrated on ``Task.calibration_inputs``: the train and
+    validation windows) and measures: ``T_mae`` and ``RH_mae`` of the .tflite on the test split in real
+    units (LiteRT), ``size_kb`` (zlib, kB = 1,024 B), ``tflite_kb``, ``inference_ms`` and ``total_ms``
+    (normalise + inference + de-normalise, ``Task.latency_breakdown`` on one raw test window),
+    parameters. Used by notebook 08.
     """
-    import time
-
-    from . import bench, convert, prune, train
-
     p = normalize_params("forecast", params)
     memo = _memo_key("forecast", windows, cfg, seed, p)
     if memo in _MEMO:
         return dict(_MEMO[memo])
-    t0 = time.perf_counter()
-    with _quiet_cache_hits():
-        fit = train.train_forecaster(p["model"], windows, **train.forecast_settings(cfg), seed=seed, alpha=p["alpha"])
-        res = pruned_model(fit, keep=p["keep"], sparsity=p["sparsity"], x=np.asarray(windows.x_train, np.float32),
-                           y=np.asarray(windows.y_train, np.float32), loss="mae", epochs=cfg.finetune_epochs,
-                           batch_size=cfg.forecast_batch_size, seed=seed,
-                           max_train_samples=prune.sweep_settings(cfg)["max_train_samples"])
-    rep = calibration_inputs(windows) if p["mode"] == "int8_wa" else None
-    conv = convert.convert(res.model, p["mode"], rep, name=describe(p, "forecast"))
-    metrics = convert.evaluate_tflite_forecast(conv, windows, "test", limit=cfg.eval_limit)
-    x0 = np.asarray(windows.x_test[0], np.float64)
-    raw_window = x0 * np.asarray(windows.feature_std) + np.asarray(windows.feature_mean)
-    breakdown = bench.latency_breakdown(conv, window=raw_window, windows=windows, runs=cfg.bench_runs,
-                                        warmup=cfg.bench_warmup)
-    names = [train.short_target_name(n) for n in windows.target_names]
-    out = _measure(conv, {f"{n}_mae": metrics[f"{n}_mae"] for n in names}, breakdown, res.model)
-    out["eval_s"] = time.perf_counter() - t0
+    task = tasks.forecast_task(windows, p["model"], **train.forecast_settings(cfg), seed=seed,
+                               eval_limit=cfg.eval_limit)
+    out = _evaluate(task, p, cfg, describe(p, "forecast"))
     _remember(memo, out)
     return dict(out)
 
@@ -648,8 +594,6 @@ def study_name(task: str, dataset: Any, cfg: config.Profile, *, seed: int = 0,
     with the same settings resumes the same study. Used by notebook 08."""
     import hashlib
 
-    from . import train
-
     settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "search_trials"}  # more trials: resume
     parts = {"data": train.fingerprint(dataset), "cfg": settings, "seed": int(seed),
              "space": dict(space or search_space(task, cfg)), "objectives": OBJECTIVES[_check_task(task)],
@@ -668,8 +612,6 @@ def run_search(task: str, dataset: Any, cfg: config.Profile, *, seed: int = 0,
     PostgreSQL) with the same ``name`` and they share the work. Configurations that cannot be built
     (structured pruning of an LSTM) fail their trial and the search goes on. Used by notebook 08 and
     ``labkit search``."""
-    import time
-
     space = {k: list(v) for k, v in (space or search_space(task, cfg)).items()}
     for k in space:
         if k not in PARAM_DEFAULTS[_check_task(task)]:
@@ -693,183 +635,6 @@ def run_search(task: str, dataset: Any, cfg: config.Profile, *, seed: int = 0,
         frame["pareto"] = pareto_mask(frame, objectives)
     return SearchResult(task=task, study=study, trials=frame, space=space, name=name, storage=url,
                         new_trials=len(frame) - before, seconds=time.perf_counter() - t0)
-
-
-# --------------------------------------------------------------------------------- the course's tables
-COURSE_MODELS: dict[str, tuple[str, ...]] = {
-    "kws": ("mlp", "cnn", "ds_cnn"), "forecast": ("fc_mlp", "fc_cnn", "fc_lstm")}
-"""The models of the course's summary tables, in the tables' order."""
-
-COURSE_OPTIMIZATIONS: dict[str, dict[str, Any]] = {
-    "FP32": {"mode": "fp32"}, "INT8 W": {"mode": "int8_w"}, "INT8 W+A": {"mode": "int8_wa"},
-    "Structured 0.75": {"keep": 0.75, "mode": "int8_wa"}, "Structured 0.5": {"keep": 0.5, "mode": "int8_wa"},
-    "Sparse 0.8": {"sparsity": 0.8, "mode": "int8_wa"}, "Sparse 0.9": {"sparsity": 0.9, "mode": "int8_wa"},
-}
-"""The rows of the course's summary tables as search parameters. Pruned rows are fine-tuned and then
-converted to INT8 W+A, as in notebook 07's summary (Structured 0.75 keeps 75 % of the channels, Sparse
-0.8 zeroes 80 % of the weights)."""
-
-COURSE_FEATURES = "mfcc_a"
-"""The KWS features of the summary table (the deployment features of notebooks 05-07)."""
-
-_COLUMNS = {
-    "kws": {"top1": "Top-1", "tflite_kb": "TFLite kB", "size_kb": "zlib kB", "inference_ms": "Latency ms",
-            "total_ms": "Total ms"},
-    "forecast": {"T_mae": "T MAE", "RH_mae": "H MAE", "size_kb": "zlib kB", "tflite_kb": "TFLite kB",
-                 "inference_ms": "Latency ms"},
-}
-
-
-def course_settings(task: str, cfg: config.Profile) -> dict[str, tuple[str, ...]]:
-    """``models`` and ``optimizations`` of :func:`course_table` for a profile: everything, except under
-    ``smoke``, which keeps the rows its search space already measures (one model, two rows).
-    Used by notebook 08."""
-    _check_task(task)
-    if cfg.name == "smoke":
-        return ({"models": ("ds_cnn",), "optimizations": ("FP32", "INT8 W+A")} if task == "kws"
-                else {"models": ("fc_mlp",), "optimizations": ("INT8 W+A", "Sparse 0.8")})
-    return {"models": COURSE_MODELS[task], "optimizations": tuple(COURSE_OPTIMIZATIONS)}
-
-
-def course_params(task: str, model: str, optimization: str) -> dict[str, Any]:
-    """The full search parameters of one row of the course's table. Used by :func:`course_table`."""
-    if optimization not in COURSE_OPTIMIZATIONS:
-        raise ValueError(f"unknown optimization {optimization!r}; rows: {list(COURSE_OPTIMIZATIONS)}")
-    extra = {"features": COURSE_FEATURES} if task == "kws" else {}
-    return normalize_params(task, {"model": model, **extra, **COURSE_OPTIMIZATIONS[optimization]})
-
-
-def _close(a: Any, b: Any, tol: float) -> bool:
-    try:
-        return abs(float(a) - float(b)) <= tol
-    except (TypeError, ValueError):
-        return False
-
-
-def _load_doc(table: str, directory: str | Path | None) -> dict[str, Any] | None:
-    from . import results
-
-    try:
-        return results.load(table, directory)
-    except FileNotFoundError:
-        return None
-
-
-def _same_settings(doc: Mapping[str, Any] | None, cfg: config.Profile, expected: Mapping[str, Any]) -> bool:
-    """Whether a recorded document comes from this profile (when it says) with these parameters."""
-    if not doc or doc.get("profile") not in ("", None, cfg.name):
-        return False
-    return all(v is None and k not in doc["params"] or doc["params"].get(k) == v for k, v in expected.items())
-
-
-def recorded_rows(task: str, baselines: Mapping[str, Mapping[str, Any]], cfg: config.Profile, *,
-                  dataset_name: str = "", directory: str | Path | None = None) -> dict[tuple[str, str], dict[str, Any]]:
-    """Course-table rows notebooks 05 and 07 already measured, ``{(model, optimization): metrics}``, kept only
-    where they were measured the way :func:`evaluate_kws` / :func:`evaluate_forecast` would: same profile
-    settings (benchmark runs, evaluation limit, fine-tuning epochs) and the *same trained model*: the
-    recorded float metric of each model must equal ``baselines[model]`` (the metrics of the model in
-    today's cache), so rows of an older model are ignored. Forecasters' INT8 W+A rows are never taken
-    (notebooks 05 and 07 calibrate on the training weeks only, the evaluator on train + validation).
-    KWS rows of notebook 07 have no total latency and time the interpreter call alone.
-    Used by notebook 08 (through :func:`course_table`)."""
-    from . import prune
-
-    _check_task(task)
-    out: dict[tuple[str, str], dict[str, Any]] = {}
-    data_key = {"kws": ("kws_dataset", dataset_name or None), "forecast": ("forecast_dataset", cfg.forecast_dataset)}
-    expected = {"eval_limit": cfg.eval_limit, "bench_runs": cfg.bench_runs}
-    if data_key[task][1] is not None:
-        expected[data_key[task][0]] = data_key[task][1]
-    doc = _load_doc("05_conversion", directory)
-    if _same_settings(doc, cfg, expected):
-        for r in doc["rows"]:
-            model, mode = str(r.get("model", "")).split(" · ")[0], r.get("mode")
-            if model not in baselines or mode not in ("FP32", "INT8 W", "INT8 W+A"):
-                continue
-            sizes = {"size_kb": r["zlib_kb"], "tflite_kb": r["tflite_kb"], "inference_ms": r["inference_ms"],
-                     "total_ms": r["total_ms"], "source": "notebook 05"}
-            if task == "kws" and r["model"] == f"{model} · {COURSE_FEATURES}" \
-                    and _close(r.get("keras_top1"), baselines[model].get("top1"), 1e-9):
-                out[(model, mode)] = {"top1": r["top1"], **sizes}
-            elif task == "forecast" and mode != "INT8 W+A" \
-                    and _close(r.get("keras_T_mae"), baselines[model].get("T_mae"), 1e-4):
-                out[(model, mode)] = {"T_mae": r["T_mae"], "RH_mae": r["RH_mae"], **sizes}
-    if task != "kws" or cfg.eval_limit is not None:  # notebook 07 scores the whole test split
-        return out
-    settings = prune.sweep_settings(cfg)
-    expected = {"features": COURSE_FEATURES, "norm": "l1", "dataset": dataset_name or None,
-                **{k: settings[k] for k in ("finetune_epochs", "bench_runs", "max_train_samples")}}
-    if not dataset_name:
-        expected.pop("dataset")
-    doc = _load_doc("07_pruning", directory)
-    if _same_settings(doc, cfg, expected):
-        rows = [r for r in doc["rows"] if r.get("task") == "kws" and r.get("model") in baselines]
-        same_model = {r["model"] for r in rows if r["variant"] == "Baseline"
-                      and _close(r["value"], baselines[r["model"]].get("top1"), 1e-9)}
-        for r in rows:
-            if r["model"] in same_model and r["variant"] in COURSE_OPTIMIZATIONS:
-                out[(r["model"], r["variant"])] = {
-                    "top1": r["value_int8"], "size_kb": r["zlib_kb"], "tflite_kb": r["tflite_kb"],
-                    "inference_ms": r["latency_ms"], "total_ms": float("nan"), "source": "notebook 07"}
-    return out
-
-
-def course_table(task: str, dataset: Any, cfg: config.Profile, *, seed: int = 0, models: Sequence[str] | None = None,
-                 optimizations: Sequence[str] | None = None, trials: pd.DataFrame | None = None,
-                 gather: bool = True, directory: str | Path | None = None, progress: bool = True) -> pd.DataFrame:
-    """The course's summary table of ``task``: one row per model and optimization (:data:`COURSE_MODELS`
-    x :data:`COURSE_OPTIMIZATIONS`) with the metric of the .tflite, its raw and zlib size in kB and its
-    latency, and where each number comes from (``Source``): a configuration measured in this process or
-    found among ``trials`` (a search's trials), else a row notebook 05 or 07 recorded for the very same
-    model (``gather=True``, see :func:`recorded_rows`), else it is measured now through the caches. A
-    configuration that cannot be built (structured pruning of the LSTM) gets a note instead of numbers.
-    Used by notebook 08."""
-    from tqdm.auto import tqdm
-
-    from . import train
-
-    _check_task(task)
-    models = list(models or COURSE_MODELS[task])
-    optimizations = list(optimizations or COURSE_OPTIMIZATIONS)
-    evaluate = make_objective(task, dataset, cfg, seed=seed)
-    by_key: dict[tuple, dict[str, Any]] = {}
-    if trials is not None and len(trials):
-        params = [c for c in trials.columns if c in PARAM_DEFAULTS[task]]
-        for r in trials.to_dict("records"):
-            key = _key(normalize_params(task, {k: r[k] for k in params}))
-            by_key.setdefault(key, {**r, "source": f"search trial {r['trial']}"})
-    recorded: dict[tuple[str, str], dict[str, Any]] = {}
-    if gather:
-        with _quiet_cache_hits():
-            if task == "kws":
-                base = {m: train.train_kws(m, dataset, COURSE_FEATURES, **train.kws_settings(cfg), seed=seed).metrics
-                        for m in models}
-            else:
-                base = {m: train.train_forecaster(m, dataset, **train.forecast_settings(cfg), seed=seed).metrics
-                        for m in models}
-        recorded = recorded_rows(task, base, cfg, dataset_name=str(getattr(dataset, "name", "")), directory=directory)
-    rows = []
-    cells = [(m, o) for m in models for o in optimizations]
-    for model, opt in tqdm(cells, desc=f"{task} summary table", disable=not progress, leave=False):
-        p = course_params(task, model, opt)
-        memo = _memo_key(task, dataset, cfg, seed, p)
-        row: dict[str, Any] = {"Model": model, "Optimization": opt}
-        if _key(p) in by_key:
-            found = by_key[_key(p)]
-        elif memo in _MEMO:
-            found = {**_MEMO[memo], "source": "measured here"}
-        elif (model, opt) in recorded:
-            found = recorded[(model, opt)]
-        else:
-            try:
-                found = {**evaluate(p), "source": "measured here"}
-            except NotImplementedError as exc:
-                found = {"source": f"not applicable: {str(exc).split(':')[0].split('.')[0]}"}
-        for k, label in _COLUMNS[task].items():
-            row[label] = float(found[k]) if found.get(k) is not None else float("nan")
-        row["Source"] = found["source"]
-        rows.append(row)
-    return pd.DataFrame(rows)
 
 
 # ------------------------------------------------------------------------------------- preset reports
@@ -921,104 +686,3 @@ def preset_key(best: pd.DataFrame) -> dict[str, str]:
         head = "met by" if r["status"] == "met" else "not met; closest:"
         key[r["preset"]] = f"{head} {r.get('config', '')} ({values})"
     return key
-
-
-# ---------------------------------------------------------------------------------------------- figures
-_PANELS: dict[str, list[tuple[str, str]]] = {
-    "kws": [("size_kb", "top1"), ("inference_ms", "top1"), ("total_ms", "top1")],
-    "forecast": [("size_kb", "T_mae"), ("size_kb", "RH_mae"), ("inference_ms", "T_mae")],
-}
-_LABELS = {"top1": "test top-1 (.tflite)", "T_mae": "test T MAE (°C)", "RH_mae": "test RH MAE (%RH)",
-           "size_kb": "zlib-compressed .tflite (kB)", "inference_ms": "inference latency (ms, LiteRT)",
-           "total_ms": "total latency (ms: features + inference + argmax)"}
-_SENSE = {"top1": "max", "T_mae": "min", "RH_mae": "min", "size_kb": "min", "inference_ms": "min", "total_ms": "min"}
-
-
-def _bounds(preset: ConstraintPreset, metric: str) -> tuple[float, float] | None:
-    """The feasible interval of ``metric`` under ``preset`` (None if the preset does not constrain it)."""
-    lo, hi, found = -math.inf, math.inf, False
-    for c in preset.constraints:
-        if c.metric == metric:
-            found = True
-            lo, hi = (lo, min(hi, c.limit)) if c.op == "<" else (max(lo, c.limit), hi)
-    return (lo, hi) if found else None
-
-
-def plot_fronts(trials: pd.DataFrame, task: str, *, panels: Sequence[tuple[str, str]] | None = None,
-                presets: Iterable[ConstraintPreset] | None = None, title: str = "") -> Any:
-    """Every trial (colour = model, marker = conversion mode), the Pareto front of each panel's two
-    objectives (line) and each constraint preset's feasible region (shaded box; a preset that bounds
-    only one of the two axes spans the other). Default panels: metric vs size and vs latency.
-    Used by notebook 08."""
-    import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Rectangle
-    from matplotlib.ticker import MaxNLocator
-
-    from . import convert
-
-    _check_task(task)
-    panels = list(panels or _PANELS[task])
-    presets = list(presets if presets is not None else presets_for(task))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.0), squeeze=False)
-    models = sorted(trials["model"].unique()) if len(trials) else []
-    colors = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(models)}
-    marks = {"fp32": "o", "fp16": "D", "int8_w": "s", "int8_wa": "^"}
-    box_colors = plt.get_cmap("Set2")
-    for ax, (x, y) in zip(axes[0], panels):
-        data = trials.dropna(subset=[x, y]) if len(trials) else trials
-        for (m, mode), part in data.groupby(["model", "mode"]) if len(data) else []:
-            ax.scatter(part[x], part[y], color=colors[m], marker=marks.get(mode, "o"), s=36, alpha=0.8,
-                       edgecolor="white", linewidth=0.5, zorder=3)
-        if len(data):
-            front = data[pareto_mask(data, {x: "min", y: _SENSE[y]})].sort_values(x)
-            ax.step(front[x], front[y], where="post", color="black", lw=1.2, zorder=2)
-            ax.scatter(front[x], front[y], facecolor="none", edgecolor="black", s=90, lw=1.0, zorder=4)
-            xs, ys = data[x].to_numpy(float), data[y].to_numpy(float)
-            if x.endswith("_kb") and xs.min() > 0 and xs.max() / xs.min() > 20:
-                ax.set_xscale("log")
-        ax.set_xlabel(_LABELS.get(x, x))
-        ax.set_ylabel(_LABELS.get(y, y))
-        # make every preset's limits visible, then shade each feasible region
-        limits_x = [v for p in presets for b in [_bounds(p, x)] if b for v in b if math.isfinite(v)]
-        limits_y = [v for p in presets for b in [_bounds(p, y)] if b for v in b if math.isfinite(v)]
-        x0, x1 = ax.get_xlim()
-        y0, y1 = ax.get_ylim()
-        if ax.get_xscale() == "linear" and limits_x:  # sizes and latencies start at 0: show the whole box
-            x0 = min(x0, 0.0)
-        if _SENSE[y] == "min" and limits_y:  # errors start at 0 too
-            y0 = min(y0, 0.0)
-        if limits_x:
-            x0, x1 = min(x0, min(limits_x) / (1.3 if ax.get_xscale() == "log" else 1)), max(x1, max(limits_x) * 1.1)
-        if limits_y:
-            span = (max(y1, max(limits_y)) - min(y0, min(limits_y))) or 1.0
-            y0, y1 = min(y0, min(limits_y) - 0.05 * span), max(y1, max(limits_y) + 0.05 * span)
-        ax.set_xlim(x0, x1)
-        ax.set_ylim(y0, y1)
-        drawn: list[tuple[float, float]] = []
-        for i, p in enumerate(presets):
-            bx, by = _bounds(p, x), _bounds(p, y)
-            if bx is None and by is None:
-                continue
-            lx, hx = (max(bx[0], x0), min(bx[1], x1)) if bx else (x0, x1)
-            ly, hy = (max(by[0], y0), min(by[1], y1)) if by else (y0, y1)
-            color = box_colors(i % 8)
-            ax.add_patch(Rectangle((lx, ly), hx - lx, hy - ly, facecolor=color, alpha=0.18, edgecolor=color,
-                                   lw=1.5, zorder=1))
-            corner = (hx, hy)
-            stacked = sum(1 for q in drawn if q[1] == corner[1])  # boxes with the same top: stack the labels
-            drawn.append(corner)
-            ax.annotate(p.name, corner, xytext=(-3, -3 - 10 * stacked), textcoords="offset points", ha="right",
-                        va="top", fontsize=8, color="dimgray", zorder=5)
-        ax.xaxis.set_major_locator(MaxNLocator(5)) if ax.get_xscale() == "linear" else None
-    handles = [Line2D([], [], color=colors[m], marker="o", ls="", label=m) for m in models]
-    used = sorted(trials["mode"].unique()) if len(trials) else []
-    handles += [Line2D([], [], color="gray", marker=marks.get(md, "o"), ls="", label=convert.MODE_LABELS.get(md, md))
-                for md in used]
-    handles += [Line2D([], [], color="black", lw=1.2, marker="o", mfc="none", label="Pareto front")]
-    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 8), frameon=False,
-               bbox_to_anchor=(0.5, -0.06))
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig

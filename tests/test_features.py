@@ -226,7 +226,9 @@ def test_plot_helpers_and_explorer(noise, tmp_reports):
     table = features.cost_table(noise, presets=("stft",), runs=1, warmup=0, modes=("tf.function", "batched"),
                                 batch_size=2, progress=False)
     assert len(plots.cost_bars(table).axes[0].patches) == 2
-    box = features.explorer({"a": noise[:2]}, cfg="logmel")
+    from labkit import widgets
+
+    box = widgets.explorer({"a": noise[:2]}, cfg="logmel")
     out = box.children[-1]
     assert "49x40x1" in out.outputs[-1]["text"]
     box.children[1].children[2].value = 16  # mel bins slider -> re-rendered with 16 bands

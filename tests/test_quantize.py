@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from labkit import quantize as Q
+from labkit.experiments import quantization as XQ
 
 
 # ------------------------------------------------------------------------------------ the arithmetic
@@ -139,18 +140,18 @@ def trained():
 
 @pytest.mark.slow
 def test_simulated_int8_ptq_matches_real_tflite_int8(trained):
-    from labkit import convert
+    from labkit import tflite
 
     model, x_train, _, x_test, y_test = trained
     rep = x_train[:300]
-    tflite = convert.convert(model, "int8_wa", rep)
+    int8 = tflite.convert(model, "int8_wa", rep)
     sim = Q.ptq(model, 8, activations=True, representative=rep)
-    evaluate = Q.kws_evaluator(x_test, y_test)
-    fp_top1, sim_top1, tfl_top1 = evaluate(model)["top1"], evaluate(sim)["top1"], evaluate(tflite)["top1"]
+    evaluate = XQ.kws_evaluator(x_test, y_test)
+    fp_top1, sim_top1, tfl_top1 = evaluate(model)["top1"], evaluate(sim)["top1"], evaluate(int8)["top1"]
     assert fp_top1 > 0.6, "the test model did not train"
     # the stated tolerance: top-1 within 2 points, the same decision on >= 98 % of the inputs ...
     assert abs(sim_top1 - tfl_top1) <= 0.02, (sim_top1, tfl_top1)
-    sim_vs_tfl, fp_vs_tfl = Q.agreement(sim, tflite, x_test), Q.agreement(model, tflite, x_test)
+    sim_vs_tfl, fp_vs_tfl = XQ.agreement(sim, int8, x_test), XQ.agreement(model, int8, x_test)
     assert sim_vs_tfl["argmax_agreement"] >= 0.98, sim_vs_tfl
     # ... and the simulation explains most of the int8 error: it is much closer to TFLite than float is
     assert sim_vs_tfl["mean_abs_diff"] < 0.5 * fp_vs_tfl["mean_abs_diff"], (sim_vs_tfl, fp_vs_tfl)
@@ -162,7 +163,7 @@ def test_simulated_int8_ptq_matches_real_tflite_int8(trained):
 @pytest.mark.slow
 def test_qat_4_bits_custom_configs_train_and_match_ptq(trained):
     model, x_train, y_train, x_test, y_test = trained
-    evaluate = Q.kws_evaluator(x_test, y_test)
+    evaluate = XQ.kws_evaluator(x_test, y_test)
     ptq4 = Q.ptq(model, 4, activations=True, representative=x_train[:300])
     # no learning: the QAT graph quantizes the same tensors as the PTQ simulation (independent code paths)
     frozen = Q.qat(model, 4, x_train=x_train[:256], y_train=y_train[:256], epochs=1, learning_rate=0.0)
@@ -171,7 +172,7 @@ def test_qat_4_bits_custom_configs_train_and_match_ptq(trained):
     ranges = [v for layer in frozen.model.layers for v in layer.non_trainable_weights
               if v.shape.rank == 0 and "kernel" not in v.name and v.name.endswith(("_min:0", "_max:0"))]
     assert frozen.ranges_initialised == len(ranges) > 4
-    assert Q.agreement(frozen.model, ptq4, x_test)["argmax_agreement"] >= 0.9
+    assert XQ.agreement(frozen.model, ptq4, x_test)["argmax_agreement"] >= 0.9
     # fine-tuning with 4-bit fake quantization in the loop recovers accuracy lost by 4-bit PTQ
     tuned = Q.qat(model, 4, x_train=x_train, y_train=y_train, epochs=2, batch_size=32)
     assert len(tuned.history["loss"]) == 2 and "accuracy" in tuned.history
@@ -183,7 +184,7 @@ def test_qat_4_bits_custom_configs_train_and_match_ptq(trained):
 def test_qat_8_bits_forecaster_converts_to_int8_and_lstm_is_refused():
     import tensorflow as tf
 
-    from labkit import config, convert, models
+    from labkit import config, models, tflite
 
     config.seed_everything(0)
     rng = np.random.default_rng(3)
@@ -195,11 +196,11 @@ def test_qat_8_bits_forecaster_converts_to_int8_and_lstm_is_refused():
     res = Q.qat(model, 8, x_train=x, y_train=y, epochs=1)
     np.testing.assert_array_equal(model(x[:64]).numpy(), before)  # QAT trains a copy
     assert res.scheme == "tfmot_8bit" and res.convertible
-    tflite = convert.convert(res.model, "int8_wa", x[:200])
-    assert tflite.input_dtype == "int8"
+    int8 = tflite.convert(res.model, "int8_wa", x[:200])
+    assert int8.input_dtype == "int8"
     # the real int8 file computes what the QAT model simulated (within a few output steps)
-    lsb = tflite.output_quant.scale
-    assert Q.agreement(res.model, tflite, x[:128])["mean_abs_diff"] < 3 * lsb
+    lsb = int8.output_quant.scale
+    assert XQ.agreement(res.model, int8, x[:128])["mean_abs_diff"] < 3 * lsb
     lstm = models.build("fc_lstm", (6, 3), (6, 2))
     lstm.compile(loss="mae")
     with pytest.raises(Q.UnsupportedLayerError, match="recurrent"):

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from labkit import search
+from labkit.experiments import tradeoffs
 
 
 def test_constraint_presets_match_the_course():
@@ -167,10 +168,10 @@ def test_params_are_completed_and_checked():
                     search.normalize_params(task, {k: v})
             assert search.space_size(space) == int(np.prod([len(v) for v in space.values()]))
     for task in search.TASKS:
-        for model in search.COURSE_MODELS[task]:
-            for opt in search.COURSE_OPTIMIZATIONS:
-                search.course_params(task, model, opt)
-    assert search.course_params("kws", "mlp", "Structured 0.75")["keep"] == 0.75
+        for model in tradeoffs.COURSE_MODELS[task]:
+            for opt in tradeoffs.COURSE_OPTIMIZATIONS:
+                tradeoffs.course_params(task, model, opt)
+    assert tradeoffs.course_params("kws", "mlp", "Structured 0.75")["keep"] == 0.75
     table = search.space_table({"kws": {"model": ["cnn", "ds_cnn"]}})
     assert table.loc["model", "kws"] == "cnn, ds_cnn" and table.loc["mode", "kws"] == "int8_wa (fixed)"
 
@@ -208,16 +209,16 @@ def test_recorded_rows_only_gathers_measurements_of_the_same_model(tmp_reports):
     ], features="mfcc_a", norm="l1", dataset="synthetic", finetune_epochs=cfg.finetune_epochs,
         bench_runs=cfg.bench_runs, max_train_samples=None)
 
-    kws = search.recorded_rows("kws", {"mlp": {"top1": 0.70}, "cnn": {"top1": 0.80}}, cfg, dataset_name="synthetic")
+    kws = tradeoffs.recorded_rows("kws", {"mlp": {"top1": 0.70}, "cnn": {"top1": 0.80}}, cfg, dataset_name="synthetic")
     assert sorted(kws) == [("mlp", "FP32"), ("mlp", "Sparse 0.8")]
     assert kws[("mlp", "FP32")]["size_kb"] == 934.7 and kws[("mlp", "FP32")]["source"] == "notebook 05"
     assert kws[("mlp", "Sparse 0.8")]["top1"] == 0.53 and np.isnan(kws[("mlp", "Sparse 0.8")]["total_ms"])
-    fc = search.recorded_rows("forecast", {"fc_mlp": {"T_mae": 0.465}}, cfg)
+    fc = tradeoffs.recorded_rows("forecast", {"fc_mlp": {"T_mae": 0.465}}, cfg)
     assert list(fc) == [("fc_mlp", "INT8 W")] and fc[("fc_mlp", "INT8 W")]["T_mae"] == 0.47
     # other settings (a smoke run's records, another dataset) are never gathered
-    assert search.recorded_rows("kws", {"mlp": {"top1": 0.70}}, config.profile("smoke"), dataset_name="synthetic") == {}
-    assert search.recorded_rows("kws", {"mlp": {"top1": 0.70}}, cfg, dataset_name="mini_speech_commands") == {}
-    assert search.recorded_rows("kws", {"mlp": {"top1": 0.70}}, cfg.replace(finetune_epochs=8),
+    assert tradeoffs.recorded_rows("kws", {"mlp": {"top1": 0.70}}, config.profile("smoke"), dataset_name="synthetic") == {}
+    assert tradeoffs.recorded_rows("kws", {"mlp": {"top1": 0.70}}, cfg, dataset_name="mini_speech_commands") == {}
+    assert tradeoffs.recorded_rows("kws", {"mlp": {"top1": 0.70}}, cfg.replace(finetune_epochs=8),
                                 dataset_name="synthetic").keys() == {("mlp", "FP32")}
 
 
@@ -229,7 +230,9 @@ def test_plot_fronts_draws_trials_front_and_constraint_boxes():
         "model": ["cnn", "cnn", "ds_cnn", "ds_cnn"], "mode": ["fp32", "int8_wa", "int8_wa", "int8_w"],
         "top1": [0.80, 0.79, 0.86, 0.85], "size_kb": [88.0, 25.0, 30.0, 34.0],
         "inference_ms": [0.05, 0.04, 0.07, 0.08], "total_ms": [1.6, 1.5, 1.7, 1.8]})
-    fig = search.plot_fronts(trials, "kws")
+    from labkit import plots
+
+    fig = plots.plot_fronts(trials, "kws")
     size_ax = fig.axes[0]
     assert len(size_ax.patches) == 3  # kws_a, kws_b, kws_c all bound accuracy and size
     front = size_ax.lines[0]

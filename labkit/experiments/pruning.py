@@ -1,0 +1,338 @@
+"""Notebook 07: the pruning sweep (sparse, structured and width-multiplier variants, with and without
+fine-tuning), the filter-ranking norms, the summary table and the smaller lesson tables.
+
+The techniques are ``labkit.prune``'s; scoring, calibration inputs and fine-tuning settings come from
+``labkit.tasks.Task`` (the same as notebook 08's search), files from ``labkit.tflite``, costs from
+``labkit.estimate``; the figures are in ``labkit.plots``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .. import bench, config, estimate, prune, tasks, tflite
+from ..estimate import CORTEX_M4, McuModel
+from ..tasks import Task
+
+if TYPE_CHECKING:  # pragma: no cover
+    import tensorflow as tf
+
+__all__ = ["SPARSITIES", "KEEP_WIDTHS", "SUMMARY_LEVELS", "sweep_settings", "sparsity_comparison", "width_table",
+           "schedule_table", "measure", "interleaved_latency", "SweepResult", "sweep", "compare_norms",
+           "summary_table", "summary_key"]
+
+SPARSITIES: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9)
+"""Unstructured sparsities swept by notebook 07 (fraction of kernel weights set to zero)."""
+
+KEEP_WIDTHS: tuple[float, ...] = (0.9, 0.75, 0.6, 0.5, 0.35)
+"""Structured levels swept by notebook 07, as the fraction of channels *kept* (the course's convention:
+"Structured 0.75" keeps 75 % of the channels of every hidden layer, i.e. ``prune_channels(model, 0.25)``,
+the architecture of ``alpha=0.75``)."""
+
+SUMMARY_LEVELS: dict[str, tuple[str, float]] = {
+    "Structured 0.75": ("structured", 0.75), "Structured 0.5": ("structured", 0.5),
+    "Sparse 0.8": ("sparse", 0.8), "Sparse 0.9": ("sparse", 0.9),
+}
+"""The rows of the course's summary table: (method, level) with the level as kept width (structured)
+or sparsity (sparse); all fine-tuned."""
+
+
+def sweep_settings(cfg: config.Profile) -> dict[str, Any]:
+    """Keyword arguments of :func:`sweep` for a run profile: levels, fine-tuning epochs and samples
+    (``tasks.finetune_settings``, the same as notebook 08's), latency runs.
+
+    ``smoke`` sweeps only the summary-table levels, fine-tunes on at most 256 samples and retrains no
+    width multiplier; ``quick`` sweeps 5 sparsities and 5 kept widths and retrains alpha 0.5; ``full``
+    also retrains every kept width as a width multiplier. Used by notebook 07 and benchmarks/pruning.py.
+    """
+    finetune = tasks.finetune_settings(cfg)
+    out: dict[str, Any] = {"finetune_epochs": finetune["epochs"], "bench_runs": int(cfg.bench_runs),
+                           "bench_warmup": int(cfg.bench_warmup), "max_train_samples": finetune["max_train_samples"],
+                           "sparsities": SPARSITIES, "keep_widths": KEEP_WIDTHS, "alphas": (0.5,)}
+    if cfg.name == "smoke":
+        out.update(sparsities=(0.8, 0.9), keep_widths=(0.75, 0.5), alphas=())
+    elif cfg.name == "full":
+        out.update(alphas=KEEP_WIDTHS)
+    return out
+
+
+def sparsity_comparison(models: Mapping[str, "tf.keras.Model"]) -> pd.DataFrame:
+    """Per-layer kernel sparsity of several models side by side (one column per name), with the layer
+    type and whether tfmot prunes it; the last row is the total. Used by notebook 07."""
+    frames = []
+    for label, model in models.items():
+        rep = prune.sparsity_report(model).set_index("layer")
+        frames.append(rep["sparsity"].rename(label))
+    first = prune.sparsity_report(next(iter(models.values()))).set_index("layer")
+    return pd.concat([first[["type", "params", "tfmot_prunable"]], *frames], axis=1)
+
+
+def width_table(models: Mapping[str, "tf.keras.Model"]) -> pd.DataFrame:
+    """Kernel shape of every Conv/Dense/depthwise layer of several models side by side, then their
+    parameter and MAC totals (``labkit.estimate``): shows what channel pruning removed. Used by notebook 07."""
+    columns = {}
+    for label, model in models.items():
+        col = {layer.name: "x".join(str(d) for d in w.shape) for layer, w, _ in prune.prunable_weights(model)}
+        tot = estimate.totals(model)
+        col.update({"params (total)": f"{tot['params']:,}", "MACs (total)": f"{tot['macs']:,}"})
+        columns[label] = col
+    return pd.DataFrame(columns)
+
+
+def schedule_table(sparsity: float, total_steps: int, *, frequency: int = 100) -> pd.DataFrame:
+    """The end-step pitfall in numbers: a ``PolynomialDecay`` with ``end_step = total_steps`` (the
+    obvious choice) next to ``prune.pruning_schedule``'s aligned one, with the step of the last pruning
+    update and the sparsity it reaches. Used by notebook 07.
+    """
+    import tensorflow_model_optimization as tfmot
+
+    naive = tfmot.sparsity.keras.PolynomialDecay(initial_sparsity=0.0, final_sparsity=float(sparsity), begin_step=0,
+                               end_step=int(total_steps), frequency=int(frequency))
+    aligned, info = prune.pruning_schedule(sparsity, total_steps, frequency=frequency)
+    rows = []
+    for label, sched, end in (("end_step = total steps", naive, int(total_steps)),
+                              ("end_step aligned (labkit)", aligned, info["end_step"])):
+        step, reached = prune.last_pruned_sparsity(sched, total_steps)
+        rows.append({"schedule": label, "total_steps": int(total_steps), "frequency": int(frequency),
+                     "end_step": end, "last_pruning_step": step, "target": float(sparsity),
+                     "reached": round(reached, 4)})
+    return pd.DataFrame(rows).set_index("schedule")
+
+
+def _nonzero_macs(model: "tf.keras.Model", profile: pd.DataFrame) -> int:
+    """MACs a zero-skipping kernel would execute: each layer's MACs times the density of its kernel."""
+    density = {}
+    for layer, w, _ in prune.prunable_weights(model):
+        v = np.asarray(w.numpy())
+        density[layer.name] = float(np.count_nonzero(v)) / max(1, v.size)
+    rows = profile[profile["name"] != "total"]
+    return int(round(sum(int(m) * density.get(n, 1.0) for n, m in zip(rows["name"], rows["macs"]))))
+
+
+def measure(
+    task: Task,
+    model: "tf.keras.Model",
+    *,
+    modes: Sequence[str] = ("int8_wa",),
+    bench_runs: int = 100,
+    bench_warmup: int = 10,
+    latency: bool = True,
+    mcu: McuModel = CORTEX_M4,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Everything notebook 07 reports about one model: test metrics of the Keras model, parameters
+    (all, and non-zero), MACs (executed by a dense runtime, and non-zero), the estimated MCU latency
+    from the MACs, and for each conversion ``mode`` (``"int8_wa"``, ``"fp32"``) the .tflite size, its
+    zlib size (level 9), and for int8 the metric of the file and its measured CPU latency (LiteRT,
+    batch 1, 1 thread, median). Returns ``(row, {mode: .tflite bytes})``. Used by notebook 07.
+    """
+    row: dict[str, Any] = dict(task.evaluate(model))
+    prof = estimate.profile(model)
+    total = prof.iloc[-1]
+    report = prune.sparsity_report(model).iloc[-1]
+    row["params"] = int(total["params"])
+    row["nonzero_params"] = int(total["params"]) - int(report["zeros"])
+    row["kernel_sparsity"] = float(report["sparsity"])
+    row["macs"] = int(total["macs"])
+    row["nonzero_macs"] = _nonzero_macs(model, prof)
+    row["mcu_ms_est"] = mcu.latency_ms(row["macs"])
+    files = {}
+    for mode in modes:
+        data = tflite.convert(model, mode, task.calibration_inputs() if mode == "int8_wa" else None).data
+        files[mode] = data
+        prefix = "int8" if mode == "int8_wa" else mode
+        row[f"{prefix}_kb"] = len(data) / 1024
+        row[f"{prefix}_zlib_kb"] = tflite.zlib_size(data, 9) / 1024
+        if mode == "int8_wa":
+            row.update({f"{k}_int8": v for k, v in task.evaluate_tflite(data).items()})
+            if latency:
+                lat = tflite.latency(data, task.x_test[:1], runs=bench_runs, warmup=bench_warmup)
+                row["cpu_ms"] = float(lat["median_ms"])
+    return row, files
+
+
+def interleaved_latency(files: Mapping[str, bytes], x: np.ndarray, *, runs: int = 100, warmup: int = 10,
+                        rounds: int = 3) -> dict[str, float]:
+    """Median CPU latency (ms, LiteRT, batch 1, one thread) of several .tflite files measured in
+    ``rounds`` interleaved rounds (``bench.interleaved`` of ``tflite.invoker``), keeping each file's lowest
+    round median: a burst of load from other processes then hits every file alike instead of the one
+    being timed. Used by :func:`sweep` (notebook 07)."""
+    return bench.interleaved({name: tflite.invoker(data, x) for name, data in files.items()}, runs=runs,
+                             warmup=warmup, rounds=rounds)
+
+
+@dataclasses.dataclass
+class SweepResult:
+    """The rows of :func:`sweep` (one per variant), the Keras models and the converted files by
+    variant name. Used by notebook 07."""
+
+    table: pd.DataFrame
+    models: dict[str, Any]
+    files: dict[str, dict[str, Any]]
+
+
+def _variant(method: str, level: float, training: str) -> str:
+    if method == "baseline":
+        return "baseline"
+    return f"{method} {level:g} {training}"
+
+
+def sweep(
+    task: Task,
+    model: "tf.keras.Model",
+    *,
+    sparsities: Sequence[float] = SPARSITIES,
+    keep_widths: Sequence[float] = KEEP_WIDTHS,
+    alphas: Sequence[float] = (0.75, 0.5),
+    finetune_epochs: int = 3,
+    learning_rate: float | None = None,
+    norm: str = "l1",
+    bench_runs: int = 100,
+    bench_warmup: int = 10,
+    max_train_samples: int | None = None,
+    precomputed: Mapping[str, "tf.keras.Model"] | None = None,
+    recalibrate: bool = True,
+    progress: bool = True,
+) -> SweepResult:
+    """Prune the trained ``model`` of ``task`` at every level, with and without fine-tuning, and
+    :func:`measure` each variant.
+
+    Variants: the baseline; ``sparse s one-shot`` (``prune.prune_oneshot``, per layer) and ``sparse s
+    fine-tuned`` (``prune.prune_finetune``) for each sparsity ``s``; ``structured w one-shot``
+    (``prune.prune_channels`` removing ``1 - w`` of the channels, ranked by ``norm``) and ``structured w
+    fine-tuned`` for each kept width ``w``; ``alpha a retrained`` (the model built with width
+    multiplier ``a`` and trained from scratch, ``task.train(a)``). With ``recalibrate`` the one-shot
+    variants get their BatchNorm statistics re-estimated (``prune.recalibrate_bn``, no training). The
+    baseline, fine-tuned and
+    retrained variants are converted to int8 (sparse ones and the baseline also to float32); one-shot
+    variants share the architecture of their fine-tuned twin, whose measured CPU latency they take
+    (column ``latency_of``). Fine-tuning starts at ``learning_rate`` (default: the task's training
+    learning rate) and decays it; ``max_train_samples`` fine-tunes on an evenly spaced subset (smoke runs);
+    ``precomputed`` maps variant names (e.g. ``"sparse 0.8 fine-tuned"``) to models already made with
+    the same settings, which are measured instead of being pruned again.
+    Used by notebook 07 and benchmarks/pruning.py.
+    """
+    from tqdm.auto import tqdm
+
+    x_fit, y_fit = task.training_subset(max_train_samples)
+
+    jobs: list[tuple[str, float, str]] = [("baseline", 1.0, "none")]
+    jobs += [("sparse", float(s), t) for s in sparsities for t in ("one-shot", "fine-tuned")]
+    jobs += [("structured", float(w), t) for w in keep_widths for t in ("one-shot", "fine-tuned")]
+    jobs += [("alpha", float(a), "retrained") for a in alphas]
+    rows, models, files = [], {}, {}
+    fit_kw = task.finetune_kwargs(finetune_epochs)
+    if learning_rate is not None:
+        fit_kw["learning_rate"] = float(learning_rate)
+    for method, level, training in tqdm(jobs, desc=f"{task.name} variants", disable=not progress):
+        name = _variant(method, level, training)
+        t0 = time.perf_counter()
+        if name in (precomputed or {}):
+            variant = precomputed[name]
+        elif method == "baseline":
+            variant = model
+        elif method == "sparse" and training == "one-shot":
+            variant = prune.prune_oneshot(model, level)
+            if recalibrate:
+                variant = prune.recalibrate_bn(variant, x_fit)
+        elif method == "sparse":
+            variant = prune.prune_finetune(model, level, x_fit, y_fit, **fit_kw).model
+        elif method == "structured":
+            variant = prune.prune_channels(model, 1.0 - level, norm=norm)
+            if training == "fine-tuned":
+                variant = prune.finetune(variant, x_fit, y_fit, **fit_kw).model
+            elif recalibrate:
+                variant = prune.recalibrate_bn(variant, x_fit)
+        else:
+            variant = task.train(level).model
+        seconds = time.perf_counter() - t0 if name not in (precomputed or {}) else float("nan")
+        if training == "one-shot":
+            modes: tuple[str, ...] = ()
+        elif method in ("baseline", "sparse"):
+            modes = ("int8_wa", "fp32")
+        else:
+            modes = ("int8_wa",)
+        row, converted = measure(task, variant, modes=modes, latency=False)
+        rows.append({"task": task.name, "model": task.model_name, "variant": name, "method": method,
+                     "level": level, "training": training, **row,
+                     "latency_of": name if "int8_wa" in converted else _variant(method, level, "fine-tuned"),
+                     "prune_s": seconds if method != "alpha" else float("nan")})
+        models[name], files[name] = variant, converted
+    table = pd.DataFrame(rows)
+    int8 = {name: f["int8_wa"] for name, f in files.items() if "int8_wa" in f}
+    measured = interleaved_latency(int8, task.x_test, runs=bench_runs, warmup=bench_warmup)
+    table["cpu_ms"] = [measured.get(v, float("nan")) for v in table["latency_of"]]
+    return SweepResult(table=table, models=models, files=files)
+
+
+def compare_norms(task: Task, model: "tf.keras.Model", keep_widths: Sequence[float] = KEEP_WIDTHS,
+                  norms: Sequence[str] = prune.NORMS, *, recalibrate: bool = True,
+                  max_samples: int | None = 1024) -> pd.DataFrame:
+    """One-shot channel pruning (no fine-tuning) of ``model`` at each kept width with each ranking norm:
+    the test metric (after ``prune.recalibrate_bn`` on up to ``max_samples`` training inputs when
+    ``recalibrate``), and how many of the kept channels each norm shares with L1 (``overlap_l1``, over
+    all pruned layers). Used by notebook 07."""
+    x_cal, _ = task.training_subset(max_samples)
+    rows = []
+    ref_scores = prune.channel_scores(model, "l1")
+    for w in keep_widths:
+        ref_keep = prune.channels_to_keep(ref_scores, 1.0 - w)
+        for norm in norms:
+            keep = prune.channels_to_keep(prune.channel_scores(model, norm), 1.0 - w)
+            shared = sum(len(np.intersect1d(keep[k], ref_keep[k])) for k in keep)
+            pruned = prune.keep_channels(model, keep)
+            metrics = task.evaluate(prune.recalibrate_bn(pruned, x_cal) if recalibrate else pruned)
+            rows.append({"keep_width": w, "norm": norm, **metrics,
+                         "overlap_l1": shared / max(1, sum(len(v) for v in keep.values()))})
+    return pd.DataFrame(rows)
+
+
+def summary_table(result: SweepResult | pd.DataFrame, task: Task,
+                  levels: Mapping[str, tuple[str, float]] = SUMMARY_LEVELS) -> pd.DataFrame:
+    """The course's summary table for one task: the baseline and each ``levels`` row (fine-tuned), with
+    the metric of the Keras model (``value``, the effect of pruning alone) and of the int8 .tflite
+    (``value_int8``, pruning plus quantization), the int8 file's size and zlib size in kB, its measured
+    CPU latency, the estimated MCU latency, and the change against the baseline (metrics in their own
+    units, the rest in %). Used by notebook 07 and benchmarks/pruning.py.
+    """
+    table = result.table if isinstance(result, SweepResult) else result
+    table = table[table["task"] == task.name].set_index("variant")
+    wanted = {"Baseline": "baseline"}
+    wanted.update({label: _variant(method, level, "fine-tuned") for label, (method, level) in levels.items()})
+    missing = [v for v in wanted.values() if v not in table.index]
+    if missing:
+        raise ValueError(f"the sweep has no variant(s) {missing}; run sweep() with those levels")
+    metric, metric8 = task.metric, f"{task.metric}_int8"
+    base = table.loc["baseline"]
+    rows = []
+    for label, variant in wanted.items():
+        r = table.loc[variant]
+        rows.append({
+            "task": task.name, "model": task.model_name, "variant": label, "metric": task.metric,
+            "value": float(r[metric]), "delta": float(r[metric] - base[metric]),
+            "value_int8": float(r[metric8]), "delta_int8": float(r[metric8] - base[metric8]),
+            "params": int(r["params"]), "nonzero_params": int(r["nonzero_params"]), "macs": int(r["macs"]),
+            "tflite_kb": float(r["int8_kb"]), "tflite_change_pct": 100 * (r["int8_kb"] / base["int8_kb"] - 1),
+            "zlib_kb": float(r["int8_zlib_kb"]),
+            "zlib_change_pct": 100 * (r["int8_zlib_kb"] / base["int8_zlib_kb"] - 1),
+            "latency_ms": float(r["cpu_ms"]), "latency_change_pct": 100 * (r["cpu_ms"] / base["cpu_ms"] - 1),
+            "mcu_ms_est": float(r["mcu_ms_est"]),
+        })
+    return pd.DataFrame(rows)
+
+
+def summary_key(summary: pd.DataFrame) -> dict[str, float]:
+    """Headline numbers of a :func:`summary_table` (both tasks) for the report's index page:
+    per task and row, the metric and, for the pruned rows, the change of the zlib size and latency.
+    Used by notebook 07."""
+    key = {}
+    for r in summary.itertuples(index=False):
+        name = f"{r.task} {r.variant.lower()}"
+        key[f"{name} {r.metric}"] = round(float(r.value), 4)
+        if r.variant != "Baseline":
+            key[f"{name} zlib %"] = round(float(r.zlib_change_pct), 1)
+            key[f"{name} latency %"] = round(float(r.latency_change_pct), 1)
+    return key
