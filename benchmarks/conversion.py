@@ -16,7 +16,8 @@ import time
 import labkit  # noqa: F401  (before TensorFlow)
 import pandas as pd
 
-from labkit import config, convert, data, train
+from labkit import data, session, tflite, train
+from labkit.experiments import conversion
 
 
 def main() -> None:
@@ -28,7 +29,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="test samples evaluated (default: all)")
     args = parser.parse_args()
 
-    cfg = config.setup(args.profile, seed=args.seed)
+    cfg = session.setup(args.profile, seed=args.seed)
     print(f"profile {cfg.name}: {cfg.kws_dataset}, {os.cpu_count()} CPUs, "
           f"{platform.processor() or platform.machine()}")
     kws = data.load_kws(cfg.kws_dataset, per_word=cfg.synth_per_word, seed=args.seed)
@@ -37,7 +38,7 @@ def main() -> None:
     name = f"{args.model} · {args.features}"
 
     start = time.perf_counter()
-    cmp = convert.compare_modes_kws(name, fit.model, f_test, kws.y_test, labels=kws.labels,
+    cmp = conversion.compare_modes_kws(name, fit.model, f_test, kws.y_test, labels=kws.labels,
                                     representative=f_train, clip=kws.x_test[0], features=args.features,
                                     limit=args.limit, runs=cfg.bench_runs, warmup=cfg.bench_warmup)
     elapsed = time.perf_counter() - start
@@ -49,7 +50,7 @@ def main() -> None:
     cols = ["mode", "top1", "diff_top1", "tflite_kb", "zlib_kb", "inference_ms", "total_ms", "method"]
     print(cmp.table[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print("\nBytes of constant data per tensor type:")
-    print(convert.storage_table(cmp.converted).to_string())
+    print(tflite.storage_table(cmp.converted).to_string())
     print("\nLatency per stage (ms):")
     print(cmp.breakdown.pivot_table(index="mode", columns="stage", values="ms", sort=False)
           .to_string(float_format=lambda v: f"{v:.4f}"))

@@ -16,6 +16,7 @@ import time
 
 import labkit  # noqa: F401  (before TensorFlow)
 from labkit import data, train
+from labkit.experiments import training
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         for seed in args.seeds:
             fits = {m: train.train_forecaster(m, windows, epochs=args.epochs, batch_size=args.batch_size, seed=seed,
                                               cache=args.cache) for m in args.models}
-            tables.append(train.forecast_table(fits).assign(seed=seed))
+            tables.append(training.forecast_table(fits).assign(seed=seed))
         table = pd.concat(tables)
         print(f"\n== {name} [{variant}]: {df.attrs.get('title', name)}; step {df.attrs.get('step')}, windows "
               f"train/val/test {len(windows.y_train)}/{len(windows.y_val)}/{len(windows.y_test)}, "

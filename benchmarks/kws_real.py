@@ -17,18 +17,17 @@ import sys
 import time
 
 import labkit  # noqa: F401  (before TensorFlow)
-from labkit import config, data, train
+from labkit import config, data, tasks, tflite, train
+from labkit.experiments import training
 
 FOLDER = "speech_commands_test_v0.02_part_a"
 
 
 def int8_top1(result: train.TrainResult, kws: data.KWSData, features: str) -> float:
     """Test top-1 of the full-integer TFLite conversion (calibrated on training features)."""
-    from labkit import convert
-
-    f_train, _, f_test = train.kws_features(kws, features)
-    tfl = convert.convert(result.model, "int8_wa", representative=f_train)
-    return convert.evaluate_tflite_kws(tfl, f_test, kws.y_test, kws.labels)["top1"]
+    task = tasks.kws_task(kws, features=features)
+    tfl = tflite.convert(result.model, "int8_wa", representative=task.calibration_inputs())
+    return task.evaluate(tfl)["top1"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,16 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     kws = data.load_kws(str(shared / FOLDER), words=config.KWS_WORDS, unknown=False, silence=False, seed=0)
     print(kws)
     print(f"speakers per split: {kws.info['speakers']}, overlap {kws.info['speaker_overlap']}")
-    try:
-        from labkit import convert  # noqa: F401
-        int8 = not args.no_int8
-    except ImportError:  # TODO(int8): labkit.convert not available; float only
-        int8 = False
+    int8 = not args.no_int8
 
     import pandas as pd
 
     rows = []
-    plan = [(m, f, 0) for m, f in train.kws_plan(args.models, args.features)]
+    plan = [(m, f, 0) for m, f in training.kws_plan(args.models, args.features)]
     if args.extra_synthetic:
         plan.append(("ds_cnn", "mfcc_a", args.extra_synthetic))
     t0 = time.perf_counter()

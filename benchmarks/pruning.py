@@ -21,7 +21,8 @@ import time
 import labkit  # noqa: F401  (before TensorFlow)
 import pandas as pd
 
-from labkit import config, data, prune, train
+from labkit import config, data, estimate, prune, session, tasks, train
+from labkit.experiments import pruning
 
 
 def main() -> None:
@@ -35,24 +36,24 @@ def main() -> None:
     parser.add_argument("--sweep", action="store_true", help="run every level of notebook 07, not only the summary's")
     args = parser.parse_args()
 
-    cfg = config.setup(args.profile, seed=args.seed)
-    settings = prune.sweep_settings(cfg)
+    cfg = session.setup(args.profile, seed=args.seed)
+    settings = pruning.sweep_settings(cfg)
     if not args.sweep:
         settings.update(sparsities=(0.8, 0.9), keep_widths=(0.75, 0.5), alphas=())
     print(f"profile {cfg.name}, seed {args.seed}; {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}")
-    print(f"MCU estimate: {prune.CORTEX_M4.name}, {prune.CORTEX_M4.cycles_per_mac:.2f} cycles/MAC "
-          f"({prune.CORTEX_M4.source})")
+    print(f"MCU estimate: {estimate.CORTEX_M4.name}, {estimate.CORTEX_M4.cycles_per_mac:.2f} cycles/MAC "
+          f"({estimate.CORTEX_M4.source})")
 
     start = time.perf_counter()
     kws = data.load_kws(cfg.kws_dataset, per_word=cfg.synth_per_word, seed=args.seed)
-    kws_task = prune.kws_task(kws, args.kws_model, args.features, **train.kws_settings(cfg), seed=args.seed)
+    kws_task = tasks.kws_task(kws, args.kws_model, args.features, **train.kws_settings(cfg), seed=args.seed)
     windows = data.make_windows(data.load_weather(cfg.forecast_dataset))
-    fc_task = prune.forecast_task(windows, args.fc_model, **train.forecast_settings(cfg), seed=args.seed)
+    fc_task = tasks.forecast_task(windows, args.fc_model, **train.forecast_settings(cfg), seed=args.seed)
     summaries, sweeps = [], []
     for task in (kws_task, fc_task):
-        result = prune.sweep(task, task.train().model, norm=args.norm, **settings)
+        result = pruning.sweep(task, task.train().model, norm=args.norm, **settings)
         sweeps.append(result.table)
-        summaries.append(prune.summary_table(result, task))
+        summaries.append(pruning.summary_table(result, task))
     summary = pd.concat(summaries, ignore_index=True)
 
     print(f"\nPruning summary ({kws.name} keywords, {cfg.forecast_dataset} weather; "

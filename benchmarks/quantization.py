@@ -16,7 +16,8 @@ import time
 import labkit  # noqa: F401  (before TensorFlow)
 import pandas as pd
 
-from labkit import config, convert, data, quantize, train
+from labkit import config, data, quantize, session, tflite, train
+from labkit.experiments import quantization
 
 
 def main() -> None:
@@ -31,33 +32,33 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    cfg = config.setup(args.profile, seed=args.seed, kws_dataset=args.dataset, finetune_epochs=args.epochs)
+    cfg = session.setup(args.profile, seed=args.seed, kws_dataset=args.dataset, finetune_epochs=args.epochs)
     ptq_bits = tuple(args.ptq_bits or cfg.ptq_bits)
     qat_bits = tuple(args.qat_bits or cfg.qat_bits)
     t0 = time.perf_counter()
     kws = data.load_kws(cfg.kws_dataset, per_word=cfg.synth_per_word, seed=args.seed)
     fit = train.train_kws(args.model, kws, args.features, **train.kws_settings(cfg), seed=args.seed)
     x_train, _, x_test = train.kws_features(kws, args.features)
-    rep = quantize.calibration_set(x_train)
-    evaluate = quantize.kws_evaluator(x_test, kws.y_test)
+    rep = quantization.calibration_set(x_train)
+    evaluate = quantization.kws_evaluator(x_test, kws.y_test)
 
     t = time.perf_counter()
-    sweep = quantize.ptq_sweep(fit.model, evaluate, bits=ptq_bits, representative=rep,
-                               methods=list(quantize.PTQ_METHODS), name=args.model, progress=False)
+    sweep = quantization.ptq_sweep(fit.model, evaluate, bits=ptq_bits, representative=rep,
+                                   methods=list(quantization.PTQ_METHODS), name=args.model, progress=False)
     ptq_s = time.perf_counter() - t
     t = time.perf_counter()
-    qat_table, _ = quantize.qat_sweep(fit.model, evaluate, bits=qat_bits, x_train=x_train, y_train=kws.y_train,
-                                      representative=rep, epochs=cfg.finetune_epochs,
-                                      batch_size=cfg.kws_batch_size, seed=args.seed, name=args.model,
-                                      progress=False)
+    qat_table, _ = quantization.qat_sweep(fit.model, evaluate, bits=qat_bits, x_train=x_train, y_train=kws.y_train,
+                                          representative=rep, epochs=cfg.finetune_epochs,
+                                          batch_size=cfg.kws_batch_size, seed=args.seed, name=args.model,
+                                          progress=False)
     qat_s = time.perf_counter() - t
     table = pd.concat([sweep, qat_table], ignore_index=True)
     pivot = table.pivot_table(index="method", columns="bits", values="top1", sort=False)
 
-    int8 = convert.convert(fit.model, "int8_wa", rep)
+    int8 = tflite.convert(fit.model, "int8_wa", rep)
     sim8 = quantize.ptq(fit.model, 8, activations=True, representative=rep)
-    check = pd.DataFrame({"simulated int8 vs TFLite int8": quantize.agreement(sim8, int8, x_test),
-                          "float vs TFLite int8": quantize.agreement(fit.model, int8, x_test)}).T
+    check = pd.DataFrame({"simulated int8 vs TFLite int8": quantization.agreement(sim8, int8, x_test),
+                          "float vs TFLite int8": quantization.agreement(fit.model, int8, x_test)}).T
 
     print(f"{args.model} on {kws.name} ({args.features}), profile {cfg.name}: {len(x_test)} test clips, "
           f"calibration {len(rep)} training inputs, QAT {cfg.finetune_epochs} epoch(s) per width")

@@ -23,7 +23,7 @@ from pathlib import Path
 import labkit  # noqa: F401  (before TensorFlow)
 import pandas as pd
 
-from labkit import config, data, search
+from labkit import config, data, search, session
 
 
 def main() -> None:
@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    cfg = config.setup(args.profile, seed=args.seed, search_trials=args.trials)
+    cfg = session.setup(args.profile, seed=args.seed, search_trials=args.trials)
     print(f"profile {cfg.name}, seed {args.seed}, {cfg.search_trials} trials per task; "
           f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}")
     tasks = search.TASKS if args.task == "both" else (args.task,)

@@ -11,20 +11,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import config
+from . import config, data, features, report, results, search
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from . import report
-
     only = [s for s in (args.only or "").split(",") if s.strip()] or None
     runs = report.run_report(args.profile, only=only, output=args.output, seed=args.seed, timeout=args.timeout)
     return 0 if runs and all(r.status == "ok" for r in runs) else 1
 
 
 def _cmd_info(_: argparse.Namespace) -> int:
-    from . import results
-
     for k, v in results.versions().items():
         print(f"{k:32s} {v}")
     print(f"{'data cache':32s} {config.data_dir()}")
@@ -34,8 +30,6 @@ def _cmd_info(_: argparse.Namespace) -> int:
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
-    from . import data
-
     if args.fetch:
         print(data.fetch(args.fetch))
         return 0
@@ -53,8 +47,6 @@ def _cmd_warmup(_: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     try:
-        from . import features
-
         features.warmup()
     except (ImportError, AttributeError) as exc:  # features not available: nothing to warm
         print(f"warmup skipped: {exc}")
@@ -67,9 +59,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
     """Run (or join, or resume) a trade-off study and print its Pareto front and the presets it meets."""
     import pandas as pd
 
-    from . import data, search
-
-    cfg = config.setup(args.profile, seed=args.seed)
+    cfg = config.profile(args.profile)
+    config.seed_everything(args.seed)
     if args.task == "kws":
         dataset = data.load_kws(cfg.kws_dataset, per_word=cfg.synth_per_word, seed=args.seed)
     else:

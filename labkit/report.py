@@ -20,7 +20,7 @@ from typing import Callable, Iterable, Sequence
 
 import pandas as pd
 
-from . import config, results
+from . import __version__, config, results
 
 KERNEL_NAME = "python3"
 
@@ -239,7 +239,6 @@ def write_index(output: Path, runs: Sequence[NotebookRun], *, profile: str, tota
     figs = "".join(f'<a href="figures/{esc(f.name)}"><img src="figures/{esc(f.name)}" alt="{esc(f.stem)}"></a>'
                    for f in figures)
     n_ok = sum(r.status == "ok" for r in runs)
-    from . import __version__
 
     doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>tinyml-labkit report</title>
 <style>{_INDEX_CSS}</style></head><body>
