@@ -113,7 +113,7 @@ def _worker_of(trial) -> int:
 
 def test_a_killed_worker_trial_fails_and_is_retried(tmp_path, pg_url):
     n = 8
-    victim, survivor = _start_workers(tmp_path, pg_url, "killed", n, count=2, delay=1.0)
+    victim, survivor = _start_workers(tmp_path, pg_url, "killed", n, count=2, delay=1.5)
     study = None
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # wait until the victim is inside a trial, then SIGKILL it
@@ -123,11 +123,12 @@ def test_a_killed_worker_trial_fails_and_is_retried(tmp_path, pg_url):
             time.sleep(0.1)
             continue
         running = [t for t in study.get_trials(deepcopy=False, states=None)
-                   if t.state.name == "RUNNING" and _worker_of(t) == victim.pid]
-        if running:
-            time.sleep(0.3)  # mid-trial: after the heartbeat started, before the measurement ends
+                   if t.state.name == "RUNNING" and _worker_of(t) == victim.pid and len(t.params) == 2]
+        if running:  # measuring: heartbeats sent, parameters drawn
+            time.sleep(0.3)  # mid-measurement (it takes 1.5 s)
             victim.send_signal(signal.SIGKILL)
             killed = running[0].number
+            print(f"\n{time.strftime('%H:%M:%S')} SIGKILL to worker {victim.pid} during trial {killed}")
             break
         time.sleep(0.05)
     else:
