@@ -5,13 +5,17 @@
     labkit info
     labkit warmup
     labkit search --task kws|forecast [--trials N] [--storage URL] [--study NAME] [--profile P] [--seed 0]
+                  [--workers N] [--debug]
+    labkit search status --storage URL --study NAME
 """
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
 
-from . import config, data, features, report, results, search
+from . import config, data, features, report, results, search, studies
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -56,19 +60,86 @@ def _cmd_warmup(_: argparse.Namespace) -> int:
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
+    """``labkit search`` and ``labkit search status``: a database that cannot be used is one clear error
+    (URL with the password masked, what to do), its traceback only with ``--debug``."""
+    studies.log_to_stderr()
+    try:
+        return _search_status(args) if args.search_command == "status" else _search(args)
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished trials are kept; the same command resumes the study", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001  (database errors only; everything else is re-raised)
+        message = _storage_error(exc, args.storage)
+        if message is None or args.debug:
+            raise
+        print(f"labkit search: error: {message}", file=sys.stderr)
+        return 2
+
+
+def _storage_error(exc: BaseException, storage: str | None) -> str | None:
+    """The one-line message of a database error (also one that happens mid-run), else None."""
+    if isinstance(exc, studies.StorageError):
+        return str(exc)
+    import optuna
+    import sqlalchemy
+
+    if isinstance(exc, (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError)):
+        return studies.describe_error(exc.__cause__ or exc, storage or "the default SQLite file")
+    return None
+
+
+def _search(args: argparse.Namespace) -> int:
     """Run (or join, or resume) a trade-off study and print its Pareto front and the presets it meets."""
+    import time
+
     import pandas as pd
 
+    if args.task is None:
+        args.parser.error("the following arguments are required: --task")
+    if args.workers < 1:
+        args.parser.error("--workers must be at least 1")
+    if args.storage:
+        studies.check_storage(args.storage)  # a wrong URL fails now, not after loading the data
+        os.environ.setdefault("LABKIT_WORKER", "1")  # a shared study: seed this worker's sampler apart
+    if args.workers > 1 and args.storage and re.fullmatch(r"sqlite:/*(:memory:)?", args.storage.strip()):
+        args.parser.error("an in-memory SQLite database cannot be shared by workers; use a file or a server URL")
     cfg = config.profile(args.profile)
     config.seed_everything(args.seed)
     if args.task == "kws":
         dataset = data.load_kws(cfg.kws_dataset, per_word=cfg.synth_per_word, seed=args.seed)
     else:
         dataset = data.make_windows(data.load_weather(cfg.forecast_dataset))
-    result = search.run_search(args.task, dataset, cfg, seed=args.seed, n_trials=args.trials, storage=args.storage,
-                               name=args.study)
-    print(f"study {result.name!r} in {result.storage}: {len(result.trials)} finished trials "
-          f"({result.new_trials} run by this worker in {result.seconds:.0f} s)")
+    t0 = time.perf_counter()
+    if args.workers > 1:
+        name = args.study or search.study_name(args.task, dataset, cfg, seed=args.seed)
+        url = args.storage or search.default_storage(name)
+        directions = ["maximize" if s == "max" else "minimize" for s in search.OBJECTIVES[args.task].values()]
+        search.open_study(name, directions, storage=url, seed=args.seed)  # tables and study: created once, here
+        command = [sys.executable, "-m", "labkit.cli", "search", "--task", args.task, "--study", name,
+                   "--profile", args.profile, "--seed", str(args.seed), "--worker"]
+        command += ["--trials", str(args.trials)] if args.trials is not None else []
+        print(f"starting {args.workers} workers on study {name!r} in {studies.mask_url(url)}", flush=True)
+        codes = studies.run_workers(command, args.workers, env={"LABKIT_STORAGE": url})  # URL not on the command line
+        for i, code in enumerate(codes, 1):
+            if code:
+                how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+                print(f"worker {i} {how}; a trial it left running is failed and run again by a worker still "
+                      f"going (or by the next run)", file=sys.stderr)
+        result = search.run_search(args.task, dataset, cfg, seed=args.seed, n_trials=0, storage=url, name=name,
+                                   progress=False)
+        result.seconds = time.perf_counter() - t0
+    else:
+        result = search.run_search(args.task, dataset, cfg, seed=args.seed, n_trials=args.trials,
+                                   storage=args.storage, name=args.study, progress=False)
+        result.new_trials = studies.trials_run_here(result.study)
+    wanted = args.trials if args.trials is not None else cfg.search_trials
+    if args.worker:
+        print(f"worker {os.environ.get('LABKIT_WORKER', '')} done: ran {studies.trials_run_here(result.study)} trials "
+              f"in {result.seconds:.0f} s; the study holds {len(result.trials)} finished trials")
+        return 0 if len(result.trials) >= wanted else 1
+    by = (f"{args.workers} workers in {result.seconds:.0f} s" if args.workers > 1 else
+          f"{result.new_trials} run by this worker in {result.seconds:.0f} s")
+    print(f"study {result.name!r} in {studies.mask_url(result.storage)}: {len(result.trials)} finished trials ({by})")
     if not len(result.trials):
         return 1
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 60):
@@ -76,6 +147,31 @@ def _cmd_search(args: argparse.Namespace) -> int:
         print(result.front[["trial", "config", *search.OBJECTIVES[args.task]]].round(4).to_string(index=False))
         print("\nConstraint presets:")
         print(search.preset_checks(search.best_configs(result.trials, args.task)).round(4).to_string(index=False))
+    return 0 if len(result.trials) >= wanted else 1
+
+
+def _search_status(args: argparse.Namespace) -> int:
+    """``labkit search status``: trial counts, running and failed trials, best configuration per preset."""
+    import pandas as pd
+
+    if not args.storage:
+        args.parser.error("the following arguments are required: --storage (or set LABKIT_STORAGE)")
+    status = studies.study_status(args.storage, args.study)
+    print(studies.format_status(status))
+    trials = status.finished
+    task = next((t for t in search.TASKS if len(trials) and set(search.OBJECTIVES[t]) <= set(trials.columns)), None)
+    if task is None:
+        print("\nbest configuration per constraint preset: none yet" if not len(trials) else
+              "\nbest configuration per constraint preset: not a trade-off study of labkit's tasks "
+              f"(its trials measure {', '.join(c for c in trials.columns if c != 'trial')})")
+        return 0
+    params = [k for k in search.PARAM_DEFAULTS[task] if k in trials.columns]
+    trials.insert(1, "config", [search.describe({k: r[k] for k in params}, task) for r in trials.to_dict("records")])
+    best = search.best_configs(trials, task)
+    columns = [c for c in ("preset", "status", "trial", "config", *search.OBJECTIVES[task]) if c in best.columns]
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 60):
+        print(f"\nbest configuration per constraint preset so far ({task}):")
+        print(best[columns].round(4).to_string(index=False))
     return 0
 
 
@@ -84,15 +180,25 @@ storage:
   Trials are stored in an Optuna database. By default a SQLite file reports/search/<study>.db: an
   interrupted run (Ctrl-C, a crash, a killed machine) resumes where it stopped when started again with
   the same arguments, without losing finished trials; configurations proposed again are measured once.
-  To spread one study over many processes or machines, start the same command in each of them with one
-  shared database URL and one study name; Optuna hands every worker different trials and each stops
-  once the study holds --trials finished ones:
 
-    labkit search --task kws --trials 200 --profile full --study kws-full \\
-                  --storage postgresql://user:password@dbhost/optuna      # on every machine
+workers:
+  --workers N starts N worker processes on this machine, all on one study (SQLite is fine for that).
+  Workers on one machine share its cores, and latency is one of the measured objectives: parallel
+  workers on the same cores make the latencies noisier. For a real speed-up, spread them over machines.
+  To spread a study over many machines, use a PostgreSQL server and start the same command, with one
+  shared URL and one study name, on every machine:
 
-  (PostgreSQL needs `pip install psycopg2-binary`; MySQL works too with its driver.) Several processes
-  on one machine can share the default SQLite file; across machines use a database server.
+    pip install "tinyml-labkit[postgres]"          # the PostgreSQL driver (psycopg 3), once per machine
+    export LABKIT_STORAGE=postgresql://user:password@dbhost:5432/optuna   # keeps the password off `ps`
+    labkit search --task kws --trials 200 --profile full --study kws-full --workers 2   # on every machine
+    labkit search status --study kws-full          # finished / running / failed, best per preset so far
+
+  Optuna hands every worker different trials. Each running trial sends a heartbeat every 10 s; the
+  trial of a worker that died (killed, machine lost: no heartbeat for 30 s) is marked failed and
+  retried by another worker, and every worker stops once the study holds --trials finished trials.
+  No server at hand? `pip install pgserver` starts a real PostgreSQL 16 from Python without system
+  packages (laptop, Colab; it listens on a local socket, so for workers on this machine) and prints its URL:
+    python -c "import pgserver; print(pgserver.get_server('pgdata', cleanup_mode=None).get_uri())"
 """
 
 
@@ -124,18 +230,33 @@ def build_parser() -> argparse.ArgumentParser:
                                    "configurations that meet the course's constraint presets; every objective "
                                    "(metric, zlib size, latency) is measured.",
                        epilog=_SEARCH_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--task", required=True, choices=("kws", "forecast"), help="keyword spotting or forecasting")
+    p.add_argument("--task", choices=("kws", "forecast"), help="keyword spotting or forecasting (required)")
     p.add_argument("--trials", type=int, default=None,
                    help="finished trials the study should hold (default: the profile's search_trials)")
-    p.add_argument("--storage", default=None, metavar="URL",
-                   help="Optuna database URL, e.g. sqlite:///study.db or postgresql://user:pw@host/db "
-                        "(default: sqlite file under reports/search/)")
+    p.add_argument("--storage", default=os.environ.get("LABKIT_STORAGE") or None, metavar="URL",
+                   help="Optuna database URL, e.g. sqlite:///study.db or postgresql://user:pw@host:5432/db "
+                        "(default: $LABKIT_STORAGE, else a SQLite file under reports/search/)")
     p.add_argument("--study", default=None, metavar="NAME",
                    help="study name (default: derived from task, profile, seed, data and settings)")
     p.add_argument("--profile", default="quick", choices=sorted(config.PROFILES),
                    help="data, training recipe and default search space")
     p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=_cmd_search)
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="worker processes to start on this machine, all on one study (default: 1)")
+    p.add_argument("--debug", action="store_true", help="show the traceback of a database error")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # one of the --workers processes
+    p.set_defaults(func=_cmd_search, parser=p, search_command=None)
+    status = p.add_subparsers(dest="search_command", metavar="[status]")
+    q = status.add_parser("status", help="finished / running / failed trials of a study, best configuration per "
+                                         "constraint preset so far",
+                          description="Finished, running and failed trials of a study (which worker runs or "
+                                      "ran them, which trial retried a failed one), and the best configuration "
+                                      "per constraint preset so far.")
+    q.add_argument("--storage", default=os.environ.get("LABKIT_STORAGE") or None, metavar="URL",
+                   help="the study's database URL (default: $LABKIT_STORAGE)")
+    q.add_argument("--study", required=True, metavar="NAME", help="study name")
+    q.add_argument("--debug", action="store_true", help="show the traceback of a database error")
+    q.set_defaults(parser=q)
 
     p = sub.add_parser("warmup", help="compile librosa's numba kernels once (run by `make setup`)")
     p.set_defaults(func=_cmd_warmup)

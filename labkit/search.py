@@ -7,11 +7,13 @@ trial (metric, zlib-compressed TFLite size, inference latency, total latency).
 
 Storage is an Optuna RDB URL: SQLite by default (one machine; an interrupted study resumes
 where it stopped and never loses finished trials); the same study runs from many worker
-processes or machines against a shared database URL, e.g.::
+processes or machines against a shared database server (``pip install "tinyml-labkit[postgres]"``)::
 
-    labkit search --task forecast --trials 100 --storage postgresql://user:pw@host/db --study fc
+    labkit search --task forecast --trials 100 --workers 2 --storage postgresql://user:pw@host/db --study fc
 
-started in as many shells or machines as you like: Optuna hands each worker different trials.
+started in as many shells or machines as you like: Optuna hands each worker different trials, and the
+trial of a worker that dies is retried. Opening, sharing and watching studies lives in
+:mod:`labkit.studies` (re-exported here: :func:`open_study`, :func:`run_study`, :func:`trials_frame`).
 
 Main entry points (notebook 08):
 
@@ -31,13 +33,14 @@ import dataclasses
 import math
 import operator
 import time
-import warnings
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from . import config, features, models, prune, tasks, tflite, train
+from .studies import (StorageError, default_storage, mask_url, open_study, run_study,  # noqa: F401
+                      trials_frame)
 from .tasks import Task
 
 KB = 1024
@@ -185,104 +188,8 @@ def best_per_preset(trials: pd.DataFrame, presets: Iterable[ConstraintPreset], *
     return pd.DataFrame(rows)
 
 
-# --------------------------------------------------------------------------------------------- studies
-def default_storage(name: str) -> str:
-    """SQLite URL of a study database under ``reports/search/<name>.db``. Used by notebook 08."""
-    path = config.reports_dir() / "search" / f"{name}.db"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{path}"
-
-
-def open_study(name: str, directions: Sequence[str], *, storage: str | None = None, seed: int = 0,
-               population_size: int = 8, heartbeat_s: int = 10):
-    """Create or reopen (resume) an Optuna multi-objective study in ``storage`` (SQLite by default).
-
-    Every running trial sends a heartbeat; trials whose worker died (no heartbeat for 3 intervals) are
-    marked FAILED when the study is reopened, so a resumed run samples new trials instead of losing
-    count. Finished trials are never lost. Used by notebook 08 and ``labkit search``.
-    """
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    url = storage or default_storage(name)
-    with warnings.catch_warnings():  # heartbeats are marked experimental, stable since Optuna 2.9
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        rdb = optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat_s, grace_period=3 * heartbeat_s)
-        sampler = optuna.samplers.NSGAIISampler(seed=seed, population_size=population_size)
-        study = optuna.create_study(study_name=name, storage=rdb, directions=list(directions),
-                                    sampler=sampler, load_if_exists=True)
-        optuna.storages.fail_stale_trials(study)
-    return study
-
-
-def run_study(
-    study,
-    objective: Callable[[Mapping[str, Any]], Mapping[str, float]],
-    space: Mapping[str, Sequence[Any]],
-    objectives: Sequence[str],
-    *,
-    n_trials: int,
-    progress: bool = True,
-    catch: tuple[type[BaseException], ...] = (),
-) -> pd.DataFrame:
-    """Run trials until the study holds ``n_trials`` finished ones (a resumed study only runs the rest).
-
-    ``space`` maps a parameter to its categorical choices; ``objective(params)`` returns the measured
-    metrics, of which ``objectives`` (in the study's direction order) are reported to Optuna and all
-    are stored as trial attributes. Identical parameter sets are measured once, also across worker
-    processes sharing the storage (a finished trial of another worker is reused), and every worker
-    stops once the study holds ``n_trials`` finished trials. Exceptions in ``catch`` fail the trial and
-    the study goes on (e.g. ``NotImplementedError`` for a configuration that cannot be built).
-    Used by notebook 08 and ``labkit search``.
-    """
-    import optuna
-
-    complete = [optuna.trial.TrialState.COMPLETE]
-
-    def finished() -> dict[tuple, dict[str, Any]]:
-        return {_key(t.params): dict(t.user_attrs) for t in study.get_trials(deepcopy=False, states=complete)}
-
-    measured = finished()
-
-    def _objective(trial: "optuna.Trial") -> tuple[float, ...]:
-        params = {k: trial.suggest_categorical(k, list(v)) for k, v in space.items()}
-        key = _key(params)
-        if key not in measured:  # another worker may have measured it meanwhile
-            measured.update(finished())
-        if key not in measured:  # the sampler may propose a configuration again: measure it once
-            measured[key] = {k: float(v) if isinstance(v, (int, float, np.floating)) else v
-                             for k, v in dict(objective(params)).items()}
-        metrics = measured[key]
-        for k, v in metrics.items():
-            trial.set_user_attr(k, v)
-        return tuple(float(metrics[o]) for o in objectives)
-
-    stop = optuna.study.MaxTrialsCallback(n_trials, states=tuple(complete))  # shared count across workers
-    done = len(study.get_trials(deepcopy=False, states=complete))
-    while done < n_trials:  # failed trials (``catch``) do not count: run more until enough finished
-        study.optimize(_objective, n_trials=n_trials - done, show_progress_bar=progress, catch=catch,
-                       callbacks=[stop])
-        before, done = done, len(study.get_trials(deepcopy=False, states=complete))
-        if done == before:
-            warnings.warn(f"a whole round of {n_trials - done} trials failed; stopping with {done} finished "
-                          f"trials of {n_trials} (check the space: every configuration may fail)", RuntimeWarning,
-                          stacklevel=2)
-            break
-    return trials_frame(study)
-
-
 def _key(params: Mapping[str, Any]) -> tuple:
     return tuple(sorted((k, str(v)) for k, v in params.items()))
-
-
-def trials_frame(study) -> pd.DataFrame:
-    """Finished trials as a DataFrame: number, parameters and every measured metric. Used by notebook 08."""
-    import optuna
-
-    rows = []
-    for t in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE]):
-        rows.append({"trial": t.number, **t.params, **t.user_attrs})
-    return pd.DataFrame(rows)
 
 
 # ------------------------------------------------------------------------------------ the search space

@@ -55,6 +55,12 @@ def test_pyproject_ranges_admit_the_pins():
     assert project["scripts"]["labkit"] == "labkit.cli:main"
 
 
+def test_postgres_extra_pins_the_tested_driver():
+    extra = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["postgres"]
+    pins = _requirements()
+    assert extra == [f"psycopg[binary]=={pins['psycopg']}"] and pins["psycopg-binary"] == pins["psycopg"]
+
+
 def test_ci_runs_make_test():
     assert "make test" in (REPO / ".ci" / "run").read_text()
     makefile = (REPO / "Makefile").read_text()
