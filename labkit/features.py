@@ -595,8 +595,9 @@ def explorer(clips: Mapping[str, np.ndarray], *, cfg: str | FeatureConfig = "mfc
     import ipywidgets as w
     from IPython.display import Audio, Image
 
-    from . import plots
+    from . import colab, plots
 
+    colab.enable_widgets()
     base = get(cfg)
     if not clips:
         raise ValueError("explorer needs at least one clip: clips = {word: array (k, num_samples)}")
