@@ -89,12 +89,12 @@ def test_install_plan_keeps_core_packages(monkeypatch):
     assert todo == [] and notes == []
     assert kept["tensorflow"].startswith("2.21") and "numpy" in kept
     # a runtime with an older TensorFlow and no tf_keras: TF kept (with a note), tf-keras left to pip to match it
-    installed = dict(colab._installed(), tensorflow="2.19.0")
+    installed = dict(colab._installed(), tensorflow="2.18.0")
     installed.pop("tf-keras")
     monkeypatch.setattr(colab, "_installed", lambda: installed)
     todo, kept, notes = colab.plan()
-    assert todo == ["tf-keras"] and kept["tensorflow"] == "2.19.0"
-    assert len(notes) == 1 and "tensorflow 2.19.0 is outside the tested range" in notes[0]
+    assert todo == ["tf-keras"] and kept["tensorflow"] == "2.18.0"
+    assert len(notes) == 1 and "tensorflow 2.18.0 is outside the tested range" in notes[0]
 
 
 def test_widgets_on_colab_with_ipywidgets_8_switch_on_the_custom_manager(monkeypatch):
