@@ -36,7 +36,7 @@ elif "tensorflow" in sys.modules and "keras" in sys.modules and "tf_keras" not i
 
 _SUBMODULES = (
     "config", "io", "results", "bench", "metrics", "graph", "models", "data", "features", "estimate", "tflite",
-    "train", "tasks", "quantize", "prune", "search", "studies", "experiments", "plots", "widgets", "session", "system",
+    "train", "tasks", "quantize", "prune", "search", "studies", "colab", "experiments", "plots", "widgets", "session", "system",
     "report", "cli",
 )
 

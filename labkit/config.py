@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +78,18 @@ def profile(name: str = "quick", **overrides) -> Profile:
     return base.replace(**overrides)
 
 
+COLAB_HOME = Path("/content/tinyml-labkit")
+"""On Colab, ``data/`` and ``reports/`` live here, under Colab's working folder (the file browser's
+root). Like everything in /content it lasts as long as the runtime: set ``LABKIT_DATA`` to a Drive
+folder to keep downloads."""
+
+
+def on_colab() -> bool:
+    """True inside a Google Colab runtime (its kernel has imported ``google.colab``). Used by labkit.colab
+    and the paths below."""
+    return "google.colab" in sys.modules
+
+
 def repo_root() -> Path:
     """The checkout's root (folder holding pyproject.toml), or the working directory if installed elsewhere."""
     here = Path(__file__).resolve().parent.parent
@@ -85,16 +98,26 @@ def repo_root() -> Path:
     return Path.cwd()
 
 
+def _home() -> Path:
+    """Where ``data/`` and ``reports/`` go by default: the checkout, :data:`COLAB_HOME` when the kit was
+    pip-installed on Colab, otherwise the working directory."""
+    root = repo_root()
+    if on_colab() and not (root / "pyproject.toml").exists():
+        return COLAB_HOME
+    return root
+
+
 def data_dir() -> Path:
-    """Download cache and generated data: ``$LABKIT_DATA`` or ``<repo>/data``."""
-    path = Path(os.environ.get("LABKIT_DATA") or repo_root() / "data")
+    """Download cache and generated data: ``$LABKIT_DATA`` or ``<repo>/data`` (on Colab ``/content/tinyml-labkit/data``)."""
+    path = Path(os.environ.get("LABKIT_DATA") or _home() / "data")
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def reports_dir() -> Path:
-    """Where notebooks record results and figures: ``$LABKIT_REPORTS`` or ``<repo>/reports``."""
-    path = Path(os.environ.get("LABKIT_REPORTS") or repo_root() / "reports")
+    """Where notebooks record results and figures: ``$LABKIT_REPORTS`` or ``<repo>/reports``
+    (on Colab ``/content/tinyml-labkit/reports``)."""
+    path = Path(os.environ.get("LABKIT_REPORTS") or _home() / "reports")
     path.mkdir(parents=True, exist_ok=True)
     return path
 

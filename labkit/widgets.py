@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from . import features, plots
+from . import colab, features, plots
 
 __all__ = ["explorer"]
 
@@ -23,6 +23,7 @@ def explorer(clips: Mapping[str, np.ndarray], *, cfg: str | features.FeatureConf
     import ipywidgets as w
     from IPython.display import Audio, Image
 
+    colab.enable_widgets()  # ipywidgets 8 on Colab needs its custom widget manager
     base = features.get(cfg)
     if not clips:
         raise ValueError("explorer needs at least one clip: clips = {word: array (k, num_samples)}")

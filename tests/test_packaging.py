@@ -45,14 +45,34 @@ def test_environment_yml_mirrors_requirements():
 
 
 def test_pyproject_ranges_admit_the_pins():
+    from packaging.requirements import Requirement
+    from packaging.specifiers import SpecifierSet
+
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     pins = _requirements()
     for dep in project["dependencies"]:
-        name, op, spec = re.match(r"([A-Za-z0-9_.\-]+)\s*(==|>=)?\s*(\S*)", dep).groups()
-        assert name.lower() in pins, f"{name} is in pyproject.toml but not pinned in requirements.txt"
-        if op == "==":
-            assert re.fullmatch(spec.replace(".", r"\.").replace("*", ".*"), pins[name.lower()]), (name, spec)
+        req = Requirement(dep)
+        name = req.name.lower()
+        assert name in pins, f"{req.name} is in pyproject.toml but not pinned in requirements.txt"
+        assert req.specifier.contains(pins[name], prereleases=True), f"{dep} rejects the pin {pins[name]}"
     assert project["scripts"]["labkit"] == "labkit.cli:main"
+    python = SpecifierSet(project["requires-python"])
+    assert {"3.11", "3.12", "3.13"} <= {v for v in ("3.10", "3.11", "3.12", "3.13", "3.14") if v in python}
+
+
+def test_pyproject_ranges_admit_colabs_packages():
+    """Colab's preinstalled versions (tests/colab_env.py) satisfy the ranges, so pip keeps them there."""
+    from packaging.requirements import Requirement
+
+    from colab_env import COLAB_PACKAGES
+
+    colab = dict(p.lower().split("==") for p in COLAB_PACKAGES)
+    deps = {Requirement(d).name.lower(): Requirement(d) for d in
+            tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]}
+    shared = set(colab) & set(deps)
+    assert {"tensorflow", "tf-keras", "numpy", "pandas", "ipywidgets", "librosa"} <= shared
+    for name in shared:
+        assert deps[name].specifier.contains(colab[name]), f"{deps[name]} would replace Colab's {name} {colab[name]}"
 
 
 def test_postgres_extra_pins_the_tested_driver():
