@@ -37,6 +37,7 @@ elif "tensorflow" in sys.modules and "keras" in sys.modules and "tf_keras" not i
 _SUBMODULES = (
     "config", "data", "features", "models", "estimate", "train", "convert", "quantize",
     "prune", "bench", "plots", "results", "report", "search", "system", "cli",
+    "manifest", "report_pages", "report_index", "pagecheck",
 )
 
 
