@@ -60,14 +60,16 @@ def install_read_trace(log_path: str, exclude: Iterable[str] = (), keep: Iterabl
     rules = sorted([(os.path.join(os.path.abspath(p), ""), True) for p in exclude if p]
                    + [(os.path.join(os.path.abspath(p), ""), False) for p in keep if p], key=lambda r: -len(r[0]))
     quiet_dirs = {os.path.abspath(p) for p in unlisted}
+    import threading
+
     seen: set[tuple[str, str]] = set()
     out = open(log_path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - open for the kernel's life
-    busy = [False]
+    lock, local = threading.Lock(), threading.local()  # reads in other threads are recorded too
 
     def hook(event: str, args: tuple) -> None:
-        if event not in _TRACE_EVENTS or busy[0]:
+        if event not in _TRACE_EVENTS or getattr(local, "busy", False):
             return
-        busy[0] = True
+        local.busy = True
         try:
             path = args[0] if args else None
             if event == "open":
@@ -92,12 +94,13 @@ def install_read_trace(log_path: str, exclude: Iterable[str] = (), keep: Iterabl
                 return
             if next((skipped for prefix, skipped in rules if (path + os.sep).startswith(prefix)), False):
                 return
-            seen.add((kind, path))
-            out.write(f"{kind}\t{path}\n")
+            with lock:
+                seen.add((kind, path))
+                out.write(f"{kind}\t{path}\n")
         except Exception:  # a tracer must never break the notebook
             pass
         finally:
-            busy[0] = False
+            local.busy = False
 
     sys.addaudithook(hook)
 

@@ -214,9 +214,10 @@ def _card(run: Any, output: Path) -> str:
     parts.append(_key_html(run.key))
     figs = [output / "figures" / f for f in run.figures if (output / "figures" / f).is_file()]
     if figs:
+        captions = {f: esc(_figure_caption(f)) for f in figs}
         parts.append('<div class="thumbs">' + "".join(
-            f'<figure><a href="figures/{esc(f.name)}"><img src="figures/{esc(f.name)}" alt="{esc(_figure_caption(f))}">'
-            f"</a><figcaption>{esc(_figure_caption(f))}</figcaption></figure>" for f in figs) + "</div>")
+            f'<figure><a href="figures/{esc(f.name)}"><img src="figures/{esc(f.name)}" alt="{captions[f]}">'
+            f"</a><figcaption>{captions[f]}</figcaption></figure>" for f in figs) + "</div>")
     links = []
     if run.html:
         links.append(f'<a href="html/{name}.html">page</a>')

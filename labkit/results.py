@@ -120,13 +120,14 @@ def record(
     notebook: str | None = None,
     headline: str | None = None,
     headline_order: int = 50,
-) -> Path:
+) -> None:
     """Record one result table; the report turns it into ``tables/<table>.csv`` and ``.md``.
 
     ``key`` holds the few numbers shown on the notebook's card in the report's index. ``headline``
     (a title) makes the table one of the course summary tables shown first on the index and in
     report.html, sorted by ``headline_order`` (by convention: 0 the course's claims, 10-19 keyword
-    spotting, 20-29 forecasting, 30-39 constraint presets). Used by every notebook.
+    spotting, 20-29 forecasting, 30-39 constraint presets). Returns nothing, so that a call ending a
+    cell leaves no stray ``Out[n]:`` (the file is ``results_dir() / f"{table}.json"``). Used by every notebook.
     """
     if not table.replace("_", "").replace("-", "").isalnum():
         raise ValueError(f"table name {table!r} must be letters, digits, '_' or '-'")
@@ -148,7 +149,7 @@ def record(
         "rows": rows,
     }
     text = json.dumps(_jsonable(doc), indent=1, allow_nan=False)
-    return atomic_write_text(results_dir() / f"{table}.json", text + "\n")
+    atomic_write_text(results_dir() / f"{table}.json", text + "\n")
 
 
 def load(table: str, directory: str | os.PathLike | None = None) -> dict[str, Any]:
