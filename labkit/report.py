@@ -268,10 +268,11 @@ def _entry(run: NotebookRun, inputs: dict, output: Path, render_code: str) -> di
                *(f"figures/{f}" for f in run.figures)]
     entry = {"status": run.status, "inputs": inputs, "tables": run.tables, "key": run.key, "figures": run.figures,
              "title": run.title, "seconds": round(run.seconds, 2), "ran_at": run.ran_at}
+    if run.executed.exists():
+        entry["render"] = {"executed": manifest.file_sha256(run.executed), "code": render_code}
     if run.status != "ok":
         return {**entry, "error": run.error, "error_cell": run.error_cell}
-    return {**entry, "reads": run.reads, "outputs": manifest.output_digests(output, outputs),
-            "render": {"executed": manifest.file_sha256(run.executed), "code": render_code}}
+    return {**entry, "reads": run.reads, "outputs": manifest.output_digests(output, outputs)}
 
 
 def _recorded_run(path: Path, output: Path, entry: dict, render_code: str, *, outdated: str = "") -> NotebookRun:
