@@ -37,7 +37,7 @@ elif "tensorflow" in sys.modules and "keras" in sys.modules and "tf_keras" not i
 _SUBMODULES = (
     "config", "io", "results", "bench", "metrics", "graph", "models", "data", "features", "estimate", "tflite",
     "train", "tasks", "quantize", "prune", "search", "studies", "colab", "experiments", "plots", "widgets", "session", "system",
-    "report", "cli",
+    "manifest", "report_pages", "report_index", "pagecheck", "report", "cli",
 )
 
 

@@ -1,12 +1,16 @@
 """The ``labkit`` command line.
 
-    labkit report [--profile smoke|quick|full] [--only 01,03] [--output reports/] [--seed 0]
+    labkit report [--profile smoke|quick|full] [--only 01,03] [--output reports/] [--seed 0] [--force]
+    labkit check-pages [FOLDER]
     labkit data [--list | --fetch NAME | --synthetic N]
     labkit info
     labkit warmup
     labkit search --task kws|forecast [--trials N] [--storage URL] [--study NAME] [--profile P] [--seed 0]
                   [--workers N] [--debug]
     labkit search status --storage URL --study NAME
+
+Errors a user can fix (a failed download, a missing dataset, a bad argument) print their message and
+what to do, without a traceback; ``--debug`` (or ``LABKIT_DEBUG=1``) shows the traceback.
 """
 from __future__ import annotations
 
@@ -15,13 +19,25 @@ import os
 import re
 import sys
 
-from . import config, data, features, report, results, search, studies
+from . import config, data, features, pagecheck, report, results, search, studies
+from .data.registry import DatasetError
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
     only = [s for s in (args.only or "").split(",") if s.strip()] or None
-    runs = report.run_report(args.profile, only=only, output=args.output, seed=args.seed, timeout=args.timeout)
+    runs = report.run_report(args.profile, only=only, output=args.output, seed=args.seed, timeout=args.timeout,
+                             force=args.force, progress=not args.no_progress)
     return 0 if runs and all(r.status == "ok" for r in runs) else 1
+
+
+def _cmd_check_pages(args: argparse.Namespace) -> int:
+    folder = args.folder or str(config.reports_dir())
+    problems = pagecheck.check_pages(folder, screenshots=args.screenshots)
+    for problem in problems:
+        print(problem)
+    pages = len(pagecheck.pages(folder))
+    print(f"check-pages: {pages} pages in {folder}, {len(problems)} problem(s)")
+    return 1 if problems else 0
 
 
 def _cmd_info(_: argparse.Namespace) -> int:
@@ -70,7 +86,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         return 130
     except Exception as exc:  # noqa: BLE001  (database errors only; everything else is re-raised)
         message = _storage_error(exc, args.storage)
-        if message is None or args.debug:
+        if message is None or getattr(args, "debug", False):
             raise
         print(f"labkit search: error: {message}", file=sys.stderr)
         return 2
@@ -204,28 +220,49 @@ workers:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``labkit``."""
-    parser = argparse.ArgumentParser(prog="labkit", description="tinyml-labkit command line")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the full traceback of an error (also: LABKIT_DEBUG=1)")
+    parser = argparse.ArgumentParser(prog="labkit", description="tinyml-labkit command line", parents=[common])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("report", help="run the notebooks headless and build reports/")
+    def add(name: str, **kw):
+        return sub.add_parser(name, parents=[common], **kw)
+
+    p = add("report", help="run the notebooks headless and build reports/",
+            description="Run the numbered notebooks headless (papermill) and build reports/: index.html (a "
+                        "dashboard), report.html (one self-contained file for graders), html/, tables/, figures/, "
+                        "logs/. Only notebooks whose inputs changed since their last successful run are run "
+                        "again (reports/manifest.json); --force runs all.")
     p.add_argument("--profile", default="quick", choices=sorted(config.PROFILES),
                    help="smoke: seconds per notebook (tests); quick: offline data, < 20 min; full: real datasets")
     p.add_argument("--only", default=None, help="comma-separated notebook numbers or names, e.g. 01,03")
     p.add_argument("--output", default=None, help="report folder (default: reports/ or $LABKIT_REPORTS)")
     p.add_argument("--seed", type=int, default=None, help="override every notebook's SEED")
     p.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+    p.add_argument("--force", action="store_true", help="run every selected notebook, even if nothing changed")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (only the summary line)")
     p.set_defaults(func=_cmd_report)
 
-    p = sub.add_parser("data", help="list, fetch or generate datasets")
+    p = add("check-pages", help="open every HTML page of a report in Chromium and list what is broken",
+            description="Open every .html page under FOLDER in headless Chromium (Playwright) with the network "
+                        "blocked; report console errors, page errors, network requests, images that do not "
+                        "load and local links that do not resolve. Needs `playwright` and a Chromium "
+                        "(e.g. apt-get install chromium).")
+    p.add_argument("folder", nargs="?", default=None, help="report folder (default: reports/)")
+    p.add_argument("--screenshots", default=None, metavar="DIR", help="save a screenshot of each page in DIR")
+    p.set_defaults(func=_cmd_check_pages)
+
+    p = add("data", help="list, fetch or generate datasets")
     p.add_argument("--fetch", metavar="NAME", help="download a registered dataset into the cache")
     p.add_argument("--synthetic", type=int, metavar="N", help="generate the synthetic keyword set, N clips per word")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_data)
 
-    p = sub.add_parser("info", help="versions and folders")
+    p = add("info", help="versions and folders")
     p.set_defaults(func=_cmd_info)
 
-    p = sub.add_parser("search", help="multi-objective trade-off search under the course's constraints (notebook 08)",
+    p = add("search", help="multi-objective trade-off search under the course's constraints (notebook 08)",
                        description="Search model family, width, pruning, quantization mode and features for the "
                                    "configurations that meet the course's constraint presets; every objective "
                                    "(metric, zlib size, latency) is measured.",
@@ -243,7 +280,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="worker processes to start on this machine, all on one study (default: 1)")
-    p.add_argument("--debug", action="store_true", help="show the traceback of a database error")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # one of the --workers processes
     p.set_defaults(func=_cmd_search, parser=p, search_command=None)
     status = p.add_subparsers(dest="search_command", metavar="[status]")
@@ -258,15 +294,44 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--debug", action="store_true", help="show the traceback of a database error")
     q.set_defaults(parser=q)
 
-    p = sub.add_parser("warmup", help="compile librosa's numba kernels once (run by `make setup`)")
+    p = add("warmup", help="compile librosa's numba kernels once (run by `make setup`)")
     p.set_defaults(func=_cmd_warmup)
     return parser
+
+
+def _user_error(exc: BaseException) -> str | None:
+    """The message of an error the user can act on (``None`` for a bug)."""
+    if isinstance(exc, (DatasetError, FileNotFoundError, NotADirectoryError, PermissionError, ValueError)):
+        return str(exc)
+    if isinstance(exc, KeyError):  # unknown dataset / table names: KeyError(message)
+        return str(exc.args[0]) if exc.args else repr(exc)
+    if isinstance(exc, ImportError):
+        return f"{exc}. Install the pinned environment with `make setup` (or `pip install -r requirements.txt`)."
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``labkit`` console script."""
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    debug = getattr(args, "debug", False) or os.environ.get("LABKIT_DEBUG", "") not in ("", "0")
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("\nlabkit: interrupted (finished notebooks stay cached; run the command again to resume)",
+              file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if debug:
+            raise
+        message = _user_error(exc)
+        if message is None:
+            print(f"labkit: unexpected error: {type(exc).__name__}: {exc}\n"
+                  f"Run it again with --debug for the traceback, and please report it.", file=sys.stderr)
+        else:
+            print(f"labkit {args.command}: error: {message}\n(--debug shows the traceback)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

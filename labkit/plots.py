@@ -38,11 +38,34 @@ def figures_dir() -> Path:
     return path
 
 
-def save_fig(fig: "matplotlib.figure.Figure", name: str, *, show: bool = True) -> Path:
-    """Save ``fig`` as ``reports/figures/<name>.png`` (atomically) and show it inline. Used by every notebook."""
+def figure_path(name: str) -> Path:
+    """Where :func:`save_fig` writes figure ``name``: ``reports/figures/<name>.png``. Used by the tests."""
+    return figures_dir() / f"{name}.png"
+
+
+def figure_caption(fig: "matplotlib.figure.Figure") -> str:
+    """A caption for ``fig`` from its own titles: the figure title, else the axes titles (first three)."""
+    suptitle = fig.get_suptitle().strip()
+    if suptitle:
+        return suptitle
+    titles = [t for ax in fig.axes if (t := ax.get_title().strip())]
+    return " · ".join(titles[:3]) + (" …" if len(titles) > 3 else "")
+
+
+def save_fig(fig: "matplotlib.figure.Figure", name: str, *, show: bool = True, caption: str | None = None) -> None:
+    """Save ``fig`` as ``reports/figures/<name>.png`` (atomically) and show it inline. Used by every notebook.
+
+    The PNG carries a caption (``caption``, else the figure's own titles) and the notebook that made it
+    in its metadata; the report's index shows both under the thumbnail. Returns nothing, so that a
+    call ending a cell leaves no stray ``Out[n]:`` in the notebook (the file is :func:`figure_path`).
+    """
+    import os
+
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight")
-    path = atomic_write_bytes(figures_dir() / f"{name}.png", buf.getvalue())
+    text = caption if caption is not None else figure_caption(fig)
+    fig.savefig(buf, format="png", bbox_inches="tight",
+                metadata={"Title": text, "Source": os.environ.get("LABKIT_NOTEBOOK", "")})
+    atomic_write_bytes(figure_path(name), buf.getvalue())
     if show:
         try:
             from IPython.display import display
@@ -54,7 +77,6 @@ def save_fig(fig: "matplotlib.figure.Figure", name: str, *, show: bool = True) -
         except ImportError:  # pragma: no cover
             pass
     plt.close(fig)
-    return path
 
 
 def twin_series(frame, columns: list[str], *, title: str = "") -> tuple["matplotlib.figure.Figure", list]:

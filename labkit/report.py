@@ -1,41 +1,42 @@
 """Run the numbered notebooks headless and build the report (``labkit report``).
 
-For each ``notebooks/NN_*.ipynb``: papermill executes it with the profile's parameters into
-``reports/executed/``, nbconvert renders ``reports/html/`` (images embedded, injected-parameter
-cells hidden), and the JSON rows each notebook recorded become ``reports/tables/*.csv`` and ``*.md``.
-``reports/index.html`` links everything with each notebook's status, run time and key results.
-A failing notebook is still rendered, with its error visible, and marked failed; the others run.
+For each ``notebooks/NN_*.ipynb`` whose inputs changed since its last successful run (see
+:mod:`labkit.manifest`; ``force=True`` runs all): papermill executes it with the profile's parameters
+into ``reports/executed/``, :mod:`labkit.report_pages` renders ``reports/html/``, and the JSON rows
+each notebook recorded become ``reports/tables/*.csv`` and ``*.md``. :mod:`labkit.report_index` then
+writes ``reports/index.html`` (the dashboard) and ``reports/report.html`` (one file for graders).
+
+The terminal shows one progress bar and one summary line. Each kernel talks over a local socket
+(ipc, not TCP) and its own output (TensorFlow's C++ start-up lines, ipykernel's messages) goes with
+papermill's log to ``reports/logs/NN_name.log``. A failing notebook is still rendered, with its error
+visible, and marked failed; the others run, and a failure is never cached.
 """
 from __future__ import annotations
 
+import ast
+import contextlib
 import dataclasses
-import html
 import json
+import logging
 import os
-import re
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator
 
 import pandas as pd
 
-from . import __version__, config, results
+from . import config, manifest, report_index, report_pages, results
+from .report_pages import render_html  # noqa: F401  (public: renders one executed notebook)
 
 KERNEL_NAME = "python3"
-
-# TensorFlow / absl C++ start-up lines that TF_CPP_MIN_LOG_LEVEL cannot silence.
-_TF_NOISE = re.compile(
-    r"^(?:[IWE]\d{4} [\d:.]+\s+\d+ \S+:\d+\].*"
-    r"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
-    r"|To enable the following instructions:.*in other operations, rebuild TensorFlow.*"
-    r"|INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.)$"
-)
+_SUBFOLDERS = ("executed", "html", "figures", "tables", "results", "logs")
 
 
 @dataclasses.dataclass
 class NotebookRun:
-    """Outcome of one notebook in a report run."""
+    """Outcome of one notebook in a report run (run now, or cached from an earlier run)."""
 
     name: str
     status: str  # "ok" | "failed"
@@ -45,6 +46,14 @@ class NotebookRun:
     error: str = ""
     tables: list[str] = dataclasses.field(default_factory=list)
     key: dict = dataclasses.field(default_factory=dict)
+    cached: bool = False
+    reason: str = ""       # why it ran ("notebook changed", "input changed: data/models/...", "--force" ...)
+    figures: list[str] = dataclasses.field(default_factory=list)
+    title: str = ""
+    error_cell: str = ""   # id of the failing cell (anchor in its HTML page)
+    ran_at: str = ""
+    outdated: str = ""     # not selected this time (--only) although its inputs changed: why
+    reads: dict = dataclasses.field(default_factory=dict, repr=False)
 
 
 def notebooks_dir() -> Path:
@@ -70,113 +79,149 @@ def discover(only: Iterable[str] | None = None, directory: Path | None = None) -
     return picked
 
 
-def _strip_tf_noise(nb) -> None:
-    """Remove TensorFlow's C++ start-up log lines from stderr outputs (they say nothing to a student)."""
-    for cell in nb.cells:
-        if cell.get("cell_type") != "code":
-            continue
-        kept = []
-        for out in cell.get("outputs", []):
-            if out.get("output_type") == "stream" and out.get("name") == "stderr":
-                lines = [ln for ln in out.get("text", "").splitlines(keepends=True)
-                         if not _TF_NOISE.match(ln.rstrip("\n"))]
-                if not "".join(lines).strip():
-                    continue
-                out["text"] = "".join(lines)
-            kept.append(out)
-        cell["outputs"] = kept
+def notebook_parameters(path: Path) -> dict[str, Any]:
+    """The literals of a notebook's ``parameters`` cell (``{"PROFILE": "quick", "SEED": 0, ...}``)."""
+    nb = json.loads(Path(path).read_text(encoding="utf-8"))
+    for cell in nb.get("cells", []):
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            out = {}
+            for node in ast.parse("".join(cell.get("source", []))).body:
+                if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                    with contextlib.suppress(ValueError, SyntaxError):
+                        out[node.targets[0].id] = ast.literal_eval(node.value)
+            return out
+    return {}
 
 
-def render_html(executed: Path, out_html: Path) -> Path:
-    """Render an executed notebook to standalone HTML (images embedded; injected-parameter and
-    ``remove-cell`` cells hidden, ``remove-input`` cells show only their output)."""
-    import nbformat
-    from nbconvert import HTMLExporter
-    from nbconvert.preprocessors import TagRemovePreprocessor
-    from traitlets.config import Config
+# ----------------------------------------------------------------------------- running one notebook
+def _kernel_manager_class(log_path: Path) -> type:
+    """A kernel manager whose kernel listens on a local socket (ipc: no "running over TCP without
+    encryption" warning, nothing reachable from the network) and writes its own stdout/stderr (absl's
+    C++ start-up lines, ipykernel's messages) to the notebook's log instead of the terminal."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import CaselessStrEnum
 
-    nb = nbformat.read(str(executed), as_version=4)
-    _strip_tf_noise(nb)
-    c = Config()
-    c.TagRemovePreprocessor.enabled = True
-    c.TagRemovePreprocessor.remove_cell_tags = {"injected-parameters", "remove-cell"}
-    c.TagRemovePreprocessor.remove_input_tags = {"remove-input"}
-    exporter = HTMLExporter(config=c)
-    exporter.register_preprocessor(TagRemovePreprocessor(config=c), enabled=True)
-    body, _ = exporter.from_notebook_node(nb)
-    return results.atomic_write_text(out_html, body)
+    class ReportKernelManager(AsyncKernelManager):
+        transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc" if os.name == "posix" else "tcp",
+                                    config=True)
+
+        async def start_kernel(self, **kw: Any) -> None:
+            with open(log_path, "ab") as fh:
+                kw.setdefault("stdout", fh)
+                kw.setdefault("stderr", fh)
+                await super().start_kernel(**kw)
+
+    return ReportKernelManager
 
 
-def _first_error(executed: Path) -> str:
-    import nbformat
-
+@contextlib.contextmanager
+def _logs_to(log_path: Path) -> Iterator[None]:
+    """Send papermill's and nbclient's log records to ``log_path`` (not the terminal) for a while."""
+    handler = logging.FileHandler(log_path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    saved = []
+    for name in ("papermill", "traitlets"):
+        logger = logging.getLogger(name)
+        saved.append((logger, logger.handlers[:], logger.propagate, logger.level))
+        logger.handlers, logger.propagate = [handler], False
+        logger.setLevel(logging.INFO)
     try:
-        nb = nbformat.read(str(executed), as_version=4)
-    except Exception as exc:  # pragma: no cover - unreadable output
-        return f"could not read executed notebook: {exc}"
-    for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            if out.get("output_type") == "error":
-                return f"{out.get('ename')}: {out.get('evalue')}"
-    return ""
-
-
-def run_notebook(path: Path, output: Path, *, profile: str, seed: int | None = None,
-                 parameters: dict | None = None, timeout: int | None = None) -> NotebookRun:
-    """Execute one notebook with papermill and render it. Never raises for a failing notebook."""
-    import papermill as pm
-
-    output = Path(output)
-    executed = output / "executed" / path.name
-    executed.parent.mkdir(parents=True, exist_ok=True)
-    params = {"PROFILE": profile}
-    if seed is not None:
-        params["SEED"] = seed
-    params.update(parameters or {})
-    env_backup = {k: os.environ.get(k) for k in ("LABKIT_REPORTS", "LABKIT_NOTEBOOK", "LABKIT_PROFILE", "PATH")}
-    os.environ["LABKIT_REPORTS"] = str(output.resolve())
-    os.environ["LABKIT_NOTEBOOK"] = path.stem
-    os.environ["LABKIT_PROFILE"] = profile
-    # the kernel spec runs "python": make it this interpreter (the venv's), not whatever is first on PATH
-    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    results_dir = output / "results"
-    before = {p.name: p.stat().st_mtime_ns for p in results_dir.glob("*.json")}
-    t0 = time.perf_counter()
-    error = ""
-    try:
-        pm.execute_notebook(
-            str(path), str(executed), parameters=params, kernel_name=KERNEL_NAME,
-            cwd=str(path.parent), progress_bar=False, log_output=False, execution_timeout=timeout,
-        )
-        status = "ok"
-    except Exception as exc:  # papermill.PapermillExecutionError and kernel deaths
-        status = "failed"
-        error = _first_error(executed) if executed.exists() else f"{type(exc).__name__}: {exc}"
-        error = error or f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
+        yield
     finally:
-        for k, v in env_backup.items():
+        for logger, handlers, propagate, level in saved:
+            logger.handlers, logger.propagate = handlers, propagate
+            logger.setLevel(level)
+        handler.close()
+
+
+@contextlib.contextmanager
+def _environ(**values: str) -> Iterator[None]:
+    backup = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in backup.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-    seconds = time.perf_counter() - t0
-    html_path = None
-    if executed.exists():
+
+
+def _mtimes(folder: Path, pattern: str) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in folder.glob(pattern)}
+
+
+def run_notebook(path: Path, output: Path, *, profile: str, seed: int | None = None,
+                 parameters: dict | None = None, timeout: int | None = None, reason: str = "") -> NotebookRun:
+    """Execute one notebook with papermill and render it. Never raises for a failing notebook.
+
+    Its log (papermill, kernel stdout/stderr) goes to ``logs/<name>.log`` and the files its kernel read
+    to ``logs/<name>.reads``. Used by :func:`run_report`."""
+    import nbformat
+    import papermill as pm
+
+    output = Path(output).resolve()
+    for sub in _SUBFOLDERS:
+        (output / sub).mkdir(parents=True, exist_ok=True)
+    executed = output / "executed" / path.name
+    log_path, reads_path = output / "logs" / f"{path.stem}.log", output / "logs" / f"{path.stem}.reads"
+    page = output / "html" / f"{path.stem}.html"
+    for stale in (reads_path, executed, page):  # nothing from an earlier run may pass for this one's
+        stale.unlink(missing_ok=True)
+    params = {**_params(profile, seed), **(parameters or {})}
+    log_path.write_text(f"labkit report: {path.name}, parameters {params}, started {time.strftime('%Y-%m-%d %H:%M:%S')}"
+                        f" ({reason or 'requested'})\n", encoding="utf-8")
+    before_results, before_figs = _mtimes(output / "results", "*.json"), _mtimes(output / "figures", "*.png")
+    t0 = time.perf_counter()
+    error = ""
+    # the kernel spec runs "python": make it this interpreter (the venv's), not whatever is first on PATH
+    path_var = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    with _environ(LABKIT_REPORTS=str(output), LABKIT_NOTEBOOK=path.stem, LABKIT_PROFILE=profile, PATH=path_var), \
+            _logs_to(log_path):
         try:
-            html_path = render_html(executed, output / "html" / f"{path.stem}.html")
+            pm.execute_notebook(
+                str(path), str(executed), parameters=params, kernel_name=KERNEL_NAME, cwd=str(path.parent),
+                progress_bar=False, log_output=False, execution_timeout=timeout,
+                kernel_manager_class=_kernel_manager_class(log_path),
+                extra_arguments=manifest.trace_arguments(reads_path, output, path.parent),
+            )
+            status = "ok"
+        except Exception as exc:  # papermill.PapermillExecutionError and kernel deaths
+            status = "failed"
+            lines = str(exc).strip().splitlines()
+            error = f"{type(exc).__name__}: {lines[-1] if lines else ''}"
+    seconds = time.perf_counter() - t0
+    aliases = report_pages.path_aliases(output)
+    run = NotebookRun(path.stem, status, seconds, executed, None, reason=reason,
+                      ran_at=time.strftime("%Y-%m-%d %H:%M"))
+    if executed.exists():
+        report_pages.sanitize_executed(executed, aliases)
+        nb = nbformat.read(str(executed), as_version=4)
+        run.title = report_pages.notebook_title(nb, path.stem)
+        excerpt, run.error_cell = report_pages.first_error(nb, aliases)
+        error = excerpt or error
+        try:
+            with _logs_to(log_path):
+                run.html = render_html(executed, page, output=output)
         except Exception as exc:  # pragma: no cover - nbconvert failure is reported, not fatal
-            error = (error + "; " if error else "") + f"HTML rendering failed: {exc}"
-    tables, key = [], {}
-    for p in sorted(results_dir.glob("*.json")):
-        if before.get(p.name) == p.stat().st_mtime_ns:
+            error = (error + "\n" if error else "") + f"HTML rendering failed: {exc}"
+    run.error = report_pages.redact(error, aliases)
+    for p in sorted((output / "results").glob("*.json")):
+        if before_results.get(p.name) == p.stat().st_mtime_ns:
             continue
         doc = json.loads(p.read_text())
         if doc.get("notebook") == path.stem:
-            tables.append(doc["table"])
-            key.update(doc.get("key", {}))
-    return NotebookRun(path.stem, status, seconds, executed, html_path, error, tables, key)
+            run.tables.append(doc["table"])
+            run.key.update(doc.get("key", {}))
+    run.figures = sorted(n for n, t in _mtimes(output / "figures", "*.png").items() if before_figs.get(n) != t)
+    run.reads = manifest.fingerprint_reads(manifest.read_trace(reads_path))
+    results.atomic_write_text(log_path, report_pages.redact(log_path.read_text(encoding="utf-8", errors="replace"),
+                                                             aliases))
+    return run
 
 
+# ----------------------------------------------------------------------------- tables
 def _fmt(value) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
@@ -193,7 +238,8 @@ def write_tables(output: Path) -> list[Path]:
         name = doc["table"]
         written.append(results.atomic_write_text(tables_dir / f"{name}.csv", frame.to_csv(index=False)))
         md = _markdown(frame)
-        header = f"### {name}\n\nNotebook `{doc.get('notebook', '')}`, profile `{doc.get('profile', '')}`, " \
+        title = f"{doc['headline']['title']}\n\n" if doc.get("headline") else ""
+        header = f"### {name}\n\n{title}Notebook `{doc.get('notebook', '')}`, profile `{doc.get('profile', '')}`, " \
                  f"recorded {doc.get('recorded_at', '')}.\n\n"
         written.append(results.atomic_write_text(tables_dir / f"{name}.md", header + md + "\n"))
     return written
@@ -208,49 +254,100 @@ def _markdown(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-_INDEX_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
-table{border-collapse:collapse;width:100%;margin:1rem 0}th,td{border:1px solid #ddd;padding:.4rem .6rem;
-text-align:left;vertical-align:top;font-size:.92rem}th{background:#f5f5f5}.ok{color:#137333;font-weight:600}
-.failed{color:#b3261e;font-weight:600}code{background:#f5f5f5;padding:0 .2rem}.figs img{max-width:260px;margin:.3rem;
-border:1px solid #eee}
-"""
+# ----------------------------------------------------------------------------- the whole report
+def _render_code() -> str:
+    import nbconvert
+
+    return manifest.labkit_digest(report_side=True) + "/nbconvert-" + nbconvert.__version__
 
 
-def write_index(output: Path, runs: Sequence[NotebookRun], *, profile: str, total_seconds: float) -> Path:
-    """``reports/index.html``: each notebook's status, run time, key results and links."""
-    output = Path(output)
-    esc = html.escape
-    rows = []
-    for r in runs:
-        links = []
-        if r.html:
-            links.append(f'<a href="html/{esc(r.html.name)}">HTML</a>')
-        if r.executed.exists():
-            links.append(f'<a href="executed/{esc(r.executed.name)}">ipynb</a>')
-        tables = " ".join(f'<a href="tables/{esc(t)}.csv">{esc(t)}</a>' for t in r.tables)
-        key = "<br>".join(f"{esc(str(k))}: <b>{esc(_fmt(v))}</b>" for k, v in r.key.items())
-        err = f"<br><code>{esc(r.error[:300])}</code>" if r.error else ""
-        rows.append(
-            f"<tr><td>{esc(r.name)}</td><td class='{r.status}'>{r.status}{err}</td>"
-            f"<td>{r.seconds:.1f} s</td><td>{key}</td><td>{tables}</td><td>{' · '.join(links)}</td></tr>"
-        )
-    figures = sorted((output / "figures").glob("*.png")) if (output / "figures").is_dir() else []
-    figs = "".join(f'<a href="figures/{esc(f.name)}"><img src="figures/{esc(f.name)}" alt="{esc(f.stem)}"></a>'
-                   for f in figures)
-    n_ok = sum(r.status == "ok" for r in runs)
+def _entry(run: NotebookRun, inputs: dict, output: Path, render_code: str) -> dict:
+    """What the manifest keeps of a run. A failed run is kept too (shown on the index) but its status
+    makes :func:`manifest.stale_reason` run it again next time: a failure is never cached as good."""
+    outputs = [f"executed/{run.executed.name}", *(f"results/{t}.json" for t in run.tables),
+               *(f"figures/{f}" for f in run.figures)]
+    entry = {"status": run.status, "inputs": inputs, "tables": run.tables, "key": run.key, "figures": run.figures,
+             "title": run.title, "seconds": round(run.seconds, 2), "ran_at": run.ran_at}
+    if run.executed.exists():
+        entry["render"] = {"executed": manifest.file_sha256(run.executed), "code": render_code}
+    if run.status != "ok":
+        return {**entry, "error": run.error, "error_cell": run.error_cell}
+    return {**entry, "reads": run.reads, "outputs": manifest.output_digests(output, outputs)}
 
-    doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>tinyml-labkit report</title>
-<style>{_INDEX_CSS}</style></head><body>
-<h1>tinyml-labkit report</h1>
-<p>Profile <code>{esc(profile)}</code> · {n_ok}/{len(runs)} notebooks ok · total {total_seconds / 60:.1f} min ·
-labkit {esc(__version__)} · generated {esc(time.strftime('%Y-%m-%d %H:%M:%S'))}</p>
-<table><tr><th>notebook</th><th>status</th><th>run time</th><th>key results</th><th>tables</th><th>open</th></tr>
-{''.join(rows)}</table>
-<h2>Figures</h2><div class="figs">{figs or '<p>none</p>'}</div>
-</body></html>
-"""
-    return results.atomic_write_text(output / "index.html", doc)
+
+def _recorded_run(path: Path, output: Path, entry: dict, render_code: str, *, outdated: str = "") -> NotebookRun:
+    """The run recorded in ``entry`` (not run now), its page re-rendered only if the rendering code changed."""
+    executed = output / "executed" / path.name
+    run = NotebookRun(path.stem, entry.get("status", "ok"), float(entry.get("seconds", 0.0)), executed, None,
+                      error=entry.get("error", ""), tables=list(entry.get("tables", [])), key=dict(entry.get("key", {})),
+                      cached=True, figures=list(entry.get("figures", [])), title=entry.get("title", ""),
+                      error_cell=entry.get("error_cell", ""), ran_at=entry.get("ran_at", ""), outdated=outdated)
+    page = output / "html" / f"{path.stem}.html"
+    if executed.exists():
+        wanted = {"executed": manifest.file_sha256(executed), "code": render_code}
+        if not page.exists() or entry.get("render") != wanted:
+            log_path = output / "logs" / f"{path.stem}.log"
+            with _logs_to(log_path) if log_path.exists() else contextlib.nullcontext():
+                render_html(executed, page, output=output)
+            entry["render"] = wanted
+    run.html = page if page.exists() else None
+    return run
+
+
+@contextlib.contextmanager
+def _progress(total: int, profile: str, enabled: bool) -> Iterator[Any]:
+    """One progress bar for the whole report; in a terminal it ticks every second (elapsed time)."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc=f"report ({profile})", unit="notebook", disable=not enabled, dynamic_ncols=True)
+    stop = threading.Event()
+    if enabled and sys.stderr.isatty():
+        threading.Thread(target=lambda: [bar.refresh() for _ in iter(lambda: stop.wait(1.0), True)],
+                         daemon=True).start()
+    try:
+        yield bar
+    finally:
+        stop.set()
+        bar.close()
+
+
+def _params(profile: str, seed: int | None) -> dict[str, Any]:
+    return {"PROFILE": profile, **({"SEED": seed} if seed is not None else {})}
+
+
+def _with_earlier_runs(runs: list[NotebookRun], every: list[Path], entries: dict, output: Path, render_code: str,
+                       *, params: dict, shared: dict) -> list[NotebookRun]:
+    """The runs of this report plus, for the notebooks not selected (``--only``), their last recorded
+    run, marked outdated (and why) when their inputs changed since: the index always shows the course."""
+    done = {r.name for r in runs}
+    shown = list(runs)
+    for path in every:
+        entry = entries.get(path.stem)
+        if path.stem in done or entry is None:
+            continue
+        stale = manifest.stale_reason(entry, manifest.static_inputs(path, params, **shared), output)
+        ok = entry.get("status") == "ok"
+        shown.append(_recorded_run(path, output, entry, render_code, outdated=(stale or "") if ok else ""))
+    return sorted(shown, key=lambda r: r.name)
+
+
+def _seed_text(paths: list[Path], seed: int | None) -> str:
+    if seed is not None:
+        return f"{seed} (--seed)"
+    seeds = sorted({str(notebook_parameters(p).get("SEED", "?")) for p in paths})
+    return f"{', '.join(seeds)} (the notebooks' default)"
+
+
+def _summary(runs: list[NotebookRun], profile: str, seconds: float, output: Path) -> str:
+    ok = [r for r in runs if r.status == "ok"]
+    failed = [r for r in runs if r.status != "ok"]
+    cached = sum(r.cached for r in runs)
+    text = (f"report ({profile}): {len(ok)}/{len(runs)} ok ({len(runs) - cached} run, {cached} cached) "
+            f"in {report_index.duration(seconds)}")
+    if failed:
+        logs = ", ".join(f"{r.name} (log: {report_index.relative(output / 'logs' / f'{r.name}.log')})" for r in failed)
+        text += f"; FAILED: {logs}"
+    return text + f" -> {report_index.relative(output / 'index.html')}, {report_index.relative(output / 'report.html')}"
 
 
 def run_report(
@@ -262,34 +359,44 @@ def run_report(
     timeout: int | None = None,
     notebooks: Path | None = None,
     echo: Callable[[str], None] = print,
+    force: bool = False,
+    progress: bool = True,
 ) -> list[NotebookRun]:
-    """Run the notebooks, render HTML, gather tables, write the index. Used by ``labkit report``."""
+    """Run the notebooks whose inputs changed (all with ``force``), render their pages, gather the
+    tables, write index.html and report.html; ``echo`` gets the one summary line. Used by ``labkit report``."""
     config.profile(profile)  # validate the name early
     output = Path(output or config.reports_dir()).resolve()
     paths = discover(only, notebooks)
-    for sub in ("executed", "html", "figures", "tables", "results"):
+    for sub in _SUBFOLDERS:
         (output / sub).mkdir(parents=True, exist_ok=True)
-    previous = os.environ.get("LABKIT_REPORTS")
-    os.environ["LABKIT_REPORTS"] = str(output)
+    entries = manifest.load(output)
+    shared = {"labkit": manifest.labkit_digest(), "packages": manifest.packages_digest()}
+    render_code = _render_code()
     runs: list[NotebookRun] = []
     t0 = time.perf_counter()
-    try:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(paths, desc=f"report ({profile})", unit="notebook")
-        for path in bar:
-            bar.set_postfix_str(path.stem)
-            run = run_notebook(path, output, profile=profile, seed=seed, timeout=timeout)
+    with _environ(LABKIT_REPORTS=str(output)), _progress(len(paths), profile, progress) as bar:
+        for path in paths:
+            inputs = manifest.static_inputs(path, _params(profile, seed), **shared)
+            entry = entries.get(path.stem)
+            reason = "--force" if force else manifest.stale_reason(entry, inputs, output)
+            bar.set_postfix_str(f"{path.stem}: {'cached' if reason is None else 'running'}")
+            if reason is None:
+                run = _recorded_run(path, output, entry, render_code)
+            else:
+                run = run_notebook(path, output, profile=profile, seed=seed, timeout=timeout, reason=reason)
+                entries[path.stem] = _entry(run, inputs, output, render_code)
+            manifest.save(output, entries)
             runs.append(run)
-            msg = f"{run.status:>6}  {run.name}  {run.seconds:6.1f} s"
-            echo(msg + (f"  -> {run.error}" if run.error else ""))
+            bar.update()
+        bar.set_postfix_str("writing index")
+        shown = _with_earlier_runs(runs, discover(None, notebooks), entries, output, render_code,
+                                   params=_params(profile, seed), shared=shared)
+        manifest.save(output, entries)
         write_tables(output)
-        write_index(output, runs, profile=profile, total_seconds=time.perf_counter() - t0)
-    finally:
-        if previous is None:
-            os.environ.pop("LABKIT_REPORTS", None)
-        else:
-            os.environ["LABKIT_REPORTS"] = previous
-    echo(f"report: {sum(r.status == 'ok' for r in runs)}/{len(runs)} ok in "
-         f"{(time.perf_counter() - t0) / 60:.1f} min -> {output / 'index.html'}")
+        facts = report_index.banner_facts(profile=profile, seed=_seed_text(paths, seed), runs=shown,
+                                          docs=results.load_all(output / "results"),
+                                          wall_seconds=time.perf_counter() - t0)
+        report_index.write_single(output, shown, facts)
+        report_index.write_index(output, shown, facts)
+    echo(_summary(runs, profile, time.perf_counter() - t0, output))
     return runs

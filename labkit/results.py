@@ -35,6 +35,27 @@ def versions() -> dict[str, str]:
     return out
 
 
+def machine() -> dict[str, Any]:
+    """The CPU, its logical cores and the GPUs TensorFlow sees (only if TensorFlow is already loaded:
+    recording never imports it). Recorded with every result; shown in the report's banner."""
+    import sys
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    info: dict[str, Any] = {"cpu": cpu, "cores": os.cpu_count()}
+    if "tensorflow" in sys.modules:
+        try:
+            gpus = sys.modules["tensorflow"].config.list_physical_devices("GPU")
+            info["gpus"] = [g.name for g in gpus]
+        except Exception:  # pragma: no cover - a broken CUDA set-up must not stop a recording
+            pass
+    return info
+
+
 def results_dir() -> Path:
     """``reports/results`` (or under ``$LABKIT_REPORTS``)."""
     path = config.reports_dir() / "results"
@@ -49,13 +70,21 @@ def record(
     key: Mapping[str, Any] | None = None,
     params: Mapping[str, Any] | None = None,
     notebook: str | None = None,
-) -> Path:
+    headline: str | None = None,
+    headline_order: int = 50,
+) -> None:
     """Record one result table; the report turns it into ``tables/<table>.csv`` and ``.md``.
 
-    ``key`` holds the few headline numbers shown on the report's index page. Used by every notebook.
+    ``key`` holds the few numbers shown on the notebook's card in the report's index. ``headline``
+    (a title) makes the table one of the course summary tables shown first on the index and in
+    report.html, sorted by ``headline_order`` (by convention: 0 the course's claims, 10-19 keyword
+    spotting, 20-29 forecasting, 30-39 constraint presets). Returns nothing, so that a call ending a
+    cell leaves no stray ``Out[n]:`` (the file is ``results_dir() / f"{table}.json"``). Used by every notebook.
     """
     if not table.replace("_", "").replace("-", "").isalnum():
         raise ValueError(f"table name {table!r} must be letters, digits, '_' or '-'")
+    if headline is not None and not (isinstance(headline, str) and headline.strip()):
+        raise ValueError(f"headline must be a non-empty title, got {headline!r}")
     if isinstance(rows, pd.DataFrame):
         rows = rows.reset_index(drop=rows.index.name is None).to_dict(orient="records")
     rows = [dict(r) for r in rows]
@@ -66,11 +95,13 @@ def record(
         "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "params": params or {},
         "key": key or {},
+        "headline": {"title": headline.strip(), "order": int(headline_order)} if headline else None,
         "versions": versions(),
+        "machine": machine(),
         "rows": rows,
     }
     text = json.dumps(jsonable(doc), indent=1, allow_nan=False)
-    return atomic_write_text(results_dir() / f"{table}.json", text + "\n")
+    atomic_write_text(results_dir() / f"{table}.json", text + "\n")
 
 
 def load(table: str, directory: str | os.PathLike | None = None) -> dict[str, Any]:

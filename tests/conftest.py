@@ -34,12 +34,13 @@ def shared_data() -> Path:
 def smoke_report(tmp_path_factory) -> Path:
     """Every numbered notebook run once under the smoke profile (as `labkit report --profile smoke`).
 
-    Returns the report folder; tests/test_notebooks.py and tests/test_report.py read from it.
+    Returns the report folder; tests/test_notebooks.py, tests/test_report.py and tests/test_browser.py
+    (the browser checks, and later the grade book's) read from it.
     """
     from labkit import report
 
     out = tmp_path_factory.mktemp("smoke_report")
-    runs = report.run_report("smoke", output=out, echo=lambda msg: None)
+    runs = report.run_report("smoke", output=out, echo=lambda msg: None, progress=False)
     (out / "runs.json").write_text(__import__("json").dumps(
         {r.name: {"status": r.status, "error": r.error, "seconds": r.seconds} for r in runs}))
     return out

@@ -34,7 +34,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("lessons", ("labkit.experiments", "labkit.experiments.*", "labkit.system")),
     ("figures", ("labkit.plots",)),
     ("notebook glue", ("labkit.widgets", "labkit.session")),
+    ("report parts", ("labkit.manifest", "labkit.pagecheck", "labkit.report_pages")),
+    ("report index", ("labkit.report_index",)),
     ("report", ("labkit.report",)),
+    ("course mode", ("labkit.course", "labkit.course.*")),
     ("command line", ("labkit.cli",)),
 ]
 """Layers from the bottom up: a module may import modules of lower layers and of its own package."""

@@ -55,9 +55,8 @@ def test_record_and_load_roundtrip(tmp_reports, monkeypatch):
 
     monkeypatch.setenv("LABKIT_NOTEBOOK", "99_test")
     frame = pd.DataFrame({"model": ["a", "b"], "top1": [np.float32(0.5), 0.75], "n": [np.int64(3), 4]})
-    path = results.record("99_models", frame, key={"best": 0.75, "nan": float("nan")}, params={"epochs": 2})
-    doc = json.loads(path.read_text())
-    assert path == tmp_reports / "results" / "99_models.json"
+    assert results.record("99_models", frame, key={"best": 0.75, "nan": float("nan")}, params={"epochs": 2}) is None
+    doc = json.loads((tmp_reports / "results" / "99_models.json").read_text())  # None: no stray Out[n] in notebooks
     assert doc["notebook"] == "99_test" and doc["params"] == {"epochs": 2}
     assert doc["rows"] == [{"model": "a", "top1": 0.5, "n": 3}, {"model": "b", "top1": 0.75, "n": 4}]
     assert doc["key"] == {"best": 0.75, "nan": None}  # NaN is not valid JSON: recorded as null

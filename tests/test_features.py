@@ -218,7 +218,8 @@ def test_plot_helpers_and_explorer(noise, tmp_reports):
     assert len(fig.axes) == 2 * len(plots.AUDIO_PANELS)
     html = plots.audio_gallery(views, fig).data
     assert html.count("<audio") == 2 and html.count("data:image/png;base64,") == 2
-    assert plots.save_fig(fig, "test_views", show=False).stat().st_size > 10_000
+    assert plots.save_fig(fig, "test_views", show=False) is None  # no stray Out[n] in notebooks
+    assert plots.figure_path("test_views").stat().st_size > 10_000
     three = plots.audio_views(views, panels=("spectrogram", "logmel", "mfcc"))
     assert len(three.axes) == 6
     with pytest.raises(ValueError, match="unknown panel"):

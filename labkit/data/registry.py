@@ -88,7 +88,7 @@ DATASETS: dict[str, DatasetSpec] = {
     for spec in (
         DatasetSpec(
             name="mini_speech_commands",
-            url="http://storage.googleapis.com/download.tensorflow.org/data/mini_speech_commands.zip",
+            url="https://storage.googleapis.com/download.tensorflow.org/data/mini_speech_commands.zip",
             size=182_082_353,
             # No SHA-256 is published for this archive (the TensorFlow tutorials load it without a hash),
             # so only its exact size is verified.
@@ -103,7 +103,7 @@ DATASETS: dict[str, DatasetSpec] = {
         ),
         DatasetSpec(
             name="speech_commands_v2",
-            url="http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz",
+            url="https://storage.googleapis.com/download.tensorflow.org/data/speech_commands_v0.02.tar.gz",
             size=2_428_923_189,
             sha256="af14739ee7dc311471de98f5f9d2c9191b18aedfe957f4a6ff791c709868ff58",
             archive="tar.gz",
@@ -116,7 +116,7 @@ DATASETS: dict[str, DatasetSpec] = {
         ),
         DatasetSpec(
             name="speech_commands_test",
-            url="http://download.tensorflow.org/data/speech_commands_test_set_v0.02.tar.gz",
+            url="https://storage.googleapis.com/download.tensorflow.org/data/speech_commands_test_set_v0.02.tar.gz",
             size=112_563_277,
             sha256="cc2a00c1147c2254e9be3fa0f779d8c17421dc349b86366567a8edfa9acd51df",
             archive="tar.gz",
