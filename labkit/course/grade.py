@@ -398,15 +398,16 @@ def grade(submissions: str | Path, *, autograder: str | Path = "dist/autograder"
     try:
         with concurrent.futures.ThreadPoolExecutor(max(1, int(jobs))) as pool, \
                 tqdm(total=len(work), desc="grading", unit="notebook") as bar:
-            futures = {pool.submit(_run_worker, spec, timeout): sub for sub, spec in work}
+            futures = {pool.submit(_run_worker, spec, timeout): (sub, spec) for sub, spec in work}
             for future in concurrent.futures.as_completed(futures):
-                sub = futures[future]
+                sub, spec = futures[future]
                 outcome, seconds = future.result()
                 got = _checked(outcome, sub, course[sub.notebook], timeout)
                 rows += got
                 timings[(sub.student, sub.notebook)] = seconds
-                if outcome.get("page"):
-                    pages[(sub.student, sub.notebook)] = Path(outcome["page"])
+                page = Path(spec["run"]) / "page.html"  # a fixed place, never a path the worker names
+                if outcome.get("page") and page.is_file() and not page.is_symlink():
+                    pages[(sub.student, sub.notebook)] = page
                 bar.update(1)
                 bar.set_postfix_str(f"{sub.student}/{sub.notebook}")
                 total, best = sum(r["points"] for r in got), sum(r["max_points"] for r in got)
@@ -416,8 +417,9 @@ def grade(submissions: str | Path, *, autograder: str | Path = "dist/autograder"
             target = out / gradebook.safe_name(student) / f"{notebook}.html"
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(page, target)
-            if (page.parent / "executed.ipynb").is_file():
-                shutil.copyfile(page.parent / "executed.ipynb", target.with_suffix(".ipynb"))
+            executed = page.parent / "executed.ipynb"
+            if executed.is_file() and not executed.is_symlink():
+                shutil.copyfile(executed, target.with_suffix(".ipynb"))
     finally:
         if not keep:
             shutil.rmtree(scratch, ignore_errors=True)
