@@ -267,8 +267,8 @@ def forbid(answer: Callable[..., Any], *targets: str) -> Iterator[None]:
             stub = _stub(target, calls)
             patched.append((owner, attr, value))
             setattr(owner, attr, property(stub) if isinstance(value, property) else stub)
-            for name, bound in list(env.items()):
-                if bound is value:
+            for name, alias in list(env.items()):
+                if alias is value:
                     patched.append((env, name, value))
                     env[name] = stub
         try:
