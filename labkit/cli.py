@@ -8,6 +8,8 @@
     labkit search --task kws|forecast [--trials N] [--storage URL] [--study NAME] [--profile P] [--seed 0]
                   [--workers N] [--debug]
     labkit search status --storage URL --study NAME
+    labkit assign [--out dist/] [--only 01,03]
+    labkit grade SUBMISSIONS [--autograder dist/autograder] [--out grades/] [--timeout S] [--jobs N] [--mode M]
 
 Errors a user can fix (a failed download, a missing dataset, a bad argument) print their message and
 what to do, without a traceback; ``--debug`` (or ``LABKIT_DEBUG=1``) shows the traceback.
@@ -20,6 +22,7 @@ import re
 import sys
 
 from . import config, data, features, pagecheck, report, results, search, studies
+from .course import assign, grade
 from .data.registry import DatasetError
 
 
@@ -191,6 +194,22 @@ def _search_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_assign(args: argparse.Namespace) -> int:
+    only = [s for s in (args.only or "").split(",") if s.strip()] or None
+    result = assign.assign(args.notebooks, args.out, only=only)
+    total = sum(q.points for q in result.questions)
+    print(f"{len(result.student)} notebooks, {len(result.questions)} exercises, {total:g} points in "
+          f"{result.seconds:.1f} s\n  student edition -> {result.student[0].parent}\n  autograder      -> "
+          f"{result.manifest.parent}")
+    return 0
+
+
+def _cmd_grade(args: argparse.Namespace) -> int:
+    result = grade.grade(args.submissions, autograder=args.autograder, out=args.out, timeout=args.timeout,
+                         jobs=args.jobs, profile=args.profile, mode=args.mode, keep=args.keep)
+    return 0 if result.rows else 1
+
+
 _SEARCH_EPILOG = """\
 storage:
   Trials are stored in an Optuna database. By default a SQLite file reports/search/<study>.db: an
@@ -293,6 +312,33 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--study", required=True, metavar="NAME", help="study name")
     q.add_argument("--debug", action="store_true", help="show the traceback of a database error")
     q.set_defaults(parser=q)
+
+    p = add("assign", help="build the student edition and the autograder (course mode)",
+                       description="From the instructor notebooks (notebooks/, with solutions and tests) build "
+                                   "dist/student/*.ipynb (no solutions, no hidden tests, no outputs) and "
+                                   "dist/autograder/ (otter autograder zips, solutions, course.json).")
+    p.add_argument("--out", default="dist", help="output folder (default: dist/)")
+    p.add_argument("--only", default=None, help="comma-separated notebook numbers or names, e.g. 01,03")
+    p.add_argument("--notebooks", default=None, help="instructor notebooks folder (default: notebooks/)")
+    p.set_defaults(func=_cmd_assign)
+
+    p = add("grade", help="grade student submissions with otter and write a grade book",
+                       description="Grade SUBMISSIONS/<student>/<NN_name>.ipynb (or an LMS export of "
+                                   "<student>_<NN_name>.ipynb files): each notebook runs headless in its own "
+                                   "process and folder under a timeout. Writes grades.csv, index.html and "
+                                   "<student>/<notebook>.html.")
+    p.add_argument("submissions", help="folder of per-student folders (or a flat LMS export)")
+    p.add_argument("--autograder", default="dist/autograder", help="what `labkit assign` built (default: dist/autograder)")
+    p.add_argument("--out", default="grades", help="grade book folder (default: grades/)")
+    p.add_argument("--timeout", type=float, default=600, help="seconds per notebook before it is stopped (default 600)")
+    p.add_argument("--jobs", type=int, default=1, help="notebooks graded at the same time (default 1)")
+    p.add_argument("--profile", default="smoke", choices=sorted(config.PROFILES),
+                   help="profile the notebooks run under while graded (default: smoke)")
+    p.add_argument("--mode", default="exercises", choices=("exercises", "full"),
+                   help="exercises (default): run the setup, parameters, answer and check cells only (a NameError "
+                        "re-grades that notebook in full); full: run every cell as the student did")
+    p.add_argument("--keep", action="store_true", help="keep the temporary run folders (debugging)")
+    p.set_defaults(func=_cmd_grade)
 
     p = add("warmup", help="compile librosa's numba kernels once (run by `make setup`)")
     p.set_defaults(func=_cmd_warmup)
