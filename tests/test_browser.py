@@ -178,8 +178,9 @@ def test_jupyterlab_runs_notebook_01_and_its_widget_explorer(tmp_path):
             tab.wait_for_function("([old]) => { const i = document.querySelector("
                                   "'.jp-OutputArea-output .widget-output img'); return i && i.src !== old "
                                   "&& i.complete && i.naturalWidth > 0; }", arg=[before], timeout=120_000)
-            output = tab.locator(".jp-OutputArea-output .widget-output").first
-            assert "mfcc_a" in output.inner_text()  # the feature description under the views
+            # the feature description under the views: the kernel sends it after the image, so wait for it
+            tab.wait_for_function("() => { const o = document.querySelector('.jp-OutputArea-output .widget-output');"
+                                  " return o && o.innerText.includes('mfcc_a'); }", timeout=60_000)
             select.scroll_into_view_if_needed()
             tab.screenshot(path=str(shots / "jupyterlab-01-explorer.png"))
             nb = (root / "01_preprocessing.ipynb").read_text()

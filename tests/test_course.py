@@ -186,7 +186,7 @@ def test_lesson_cells_are_unchanged_and_never_use_the_answers(dist):
         defined = {n.name for src in answers for n in ast.walk(ast.parse(src)) if isinstance(n, ast.FunctionDef)}
         assert defined, path.name
         for src in lesson:
-            tree = ast.parse("\n".join(re.sub(r"^(\s*)%.*$", r"\1pass", ln) for ln in src.splitlines()))
+            tree = ast.parse("\n".join(re.sub(r"^(\s*)[%!].*$", r"\1pass", ln) for ln in src.splitlines()))
             used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
             assert not used & defined, (path.name, used & defined, src[:80])
         student = json.loads((dist / "student" / path.name).read_text())
