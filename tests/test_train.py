@@ -78,11 +78,34 @@ def test_forecaster_learns_and_cache_hits_then_misses(tmp_data, capsys):
 
     changed = train.train_forecaster("fc_mlp", w, epochs=1, batch_size=32, seed=0, learning_rate=3e-3)
     assert not changed.cache_hit and changed.key != first.key
+    # the data changed in place (same array objects): a new key, never the model trained on the old data
+    w.x_train *= 2
+    doubled = train.train_forecaster("fc_mlp", w, epochs=1, batch_size=32, seed=0, learning_rate=3e-3)
+    assert not doubled.cache_hit and doubled.key not in (changed.key, first.key)
+    w.x_train /= 2                                            # back to the very same bytes: the old key again
+    assert train.train_forecaster("fc_mlp", w, epochs=1, batch_size=32, seed=0,
+                                  learning_rate=3e-3).key == changed.key
     forced = train.train_forecaster("fc_mlp", w, epochs=1, batch_size=32, seed=0, learning_rate=3e-3,
                                     cache=False)
     assert not forced.cache_hit and forced.key == changed.key
     # same seed, retrained from scratch: the very same weights (seeded init, shuffling, deterministic ops)
     for a, b in zip(forced.model.get_weights(), changed.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_corrupt_cache_entry_is_retrained_and_replaced(tmp_data, capsys):
+    w = sine_windows(200)
+    first = train.train_forecaster("fc_mlp", w, epochs=1, batch_size=32, seed=0)
+    model_file = tmp_data / "models" / first.key / "model.h5"
+    model_file.write_bytes(b"not an HDF5 file")                # e.g. a disk that filled up mid-write
+    capsys.readouterr()
+    again = train.train_forecaster("fc_mlp", w, epochs=1, batch_size=32, seed=0)
+    assert not again.cache_hit and again.key == first.key
+    assert "ignoring unreadable cache entry" in capsys.readouterr().out
+    assert model_file.read_bytes()[:8] == b"\x89HDF\r\n\x1a\n"    # a real HDF5 file again
+    third = train.train_forecaster("fc_mlp", w, epochs=1, batch_size=32, seed=0)
+    assert third.cache_hit
+    for a, b in zip(third.model.get_weights(), again.model.get_weights()):
         np.testing.assert_array_equal(a, b)
 
 
@@ -135,6 +158,13 @@ def test_kws_training_reduces_loss_and_reports_metrics(tmp_data):
     assert set(res.metrics["per_class_accuracy"]) == {"lo", "mid", "hi"}
     row = res.row()
     assert row["model"] == "tinyconv" and row["features"] == "logmel" and row["params"] == res.params > 0
+    hit = train.train_kws("tinyconv", data, "logmel", epochs=3, batch_size=16, seed=0)
+    assert hit.cache_hit and hit.key == res.key and hit.metrics["top1"] == res.metrics["top1"]
+    x_test = train.kws_features(data, "logmel")[2]
+    np.testing.assert_allclose(train.predict(hit.model, x_test), train.predict(res.model, x_test), atol=1e-6)
+    data.x_train[:, :800] = 0.0                                # the first 50 ms silenced in place: retrained
+    silenced = train.train_kws("tinyconv", data, "logmel", epochs=3, batch_size=16, seed=0)
+    assert not silenced.cache_hit and silenced.key != res.key
     aug = train.train_kws("tinyconv", data, "logmel", epochs=1, batch_size=16, seed=0, augment=True)
     assert aug.key != res.key and len(aug.history["loss"]) == 1 and aug.info["augment"]["time_shift_ms"] == 100
     with pytest.raises(ValueError, match="already synthetic"):
