@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import pandas as pd
 
@@ -167,8 +167,8 @@ def run_notebook(path: Path, output: Path, *, profile: str, seed: int | None = N
     executed = output / "executed" / path.name
     log_path, reads_path = output / "logs" / f"{path.stem}.log", output / "logs" / f"{path.stem}.reads"
     page = output / "html" / f"{path.stem}.html"
-    for stale in (reads_path, executed, page):  # nothing from an earlier run may pass for this one's
-        stale.unlink(missing_ok=True)
+    for stale in (reads_path, executed, page, *_recorded_by(output, path.stem)):
+        stale.unlink(missing_ok=True)  # nothing from an earlier run may pass for this one's (results too)
     params = {**_params(profile, seed), **(parameters or {})}
     log_path.write_text(f"labkit report: {path.name}, parameters {params}, started {time.strftime('%Y-%m-%d %H:%M:%S')}"
                         f" ({reason or 'requested'})\n", encoding="utf-8")
@@ -228,12 +228,32 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def write_tables(output: Path) -> list[Path]:
-    """Turn every recorded result (``results/*.json``) into ``tables/<table>.csv`` and ``.md``."""
+def _recorded_by(output: Path, notebook: str) -> list[Path]:
+    """The result files an earlier run of ``notebook`` recorded under ``output/results``."""
+    found = []
+    for p in sorted((Path(output) / "results").glob("*.json")):
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(p.read_text()).get("notebook") == notebook:
+                found.append(p)
+    return found
+
+
+def current_results(output: Path, runs: Sequence[NotebookRun], profile: str) -> list[dict[str, Any]]:
+    """The recorded results a report may publish: recorded under ``profile`` by a notebook whose last
+    run succeeded. A failed notebook's tables (and another profile's) never pass for current ones."""
+    ok = {r.name for r in runs if r.status == "ok"}
+    return [d for d in results.load_all(Path(output) / "results")
+            if d.get("notebook") in ok and d.get("profile") == profile]
+
+
+def write_tables(output: Path, docs: Sequence[Mapping[str, Any]] | None = None) -> list[Path]:
+    """Turn recorded results (``docs``, by default every ``results/*.json``) into ``tables/<table>.csv``
+    and ``.md``; tables of earlier runs that are not in ``docs`` are removed."""
     written = []
     tables_dir = Path(output) / "tables"
     tables_dir.mkdir(parents=True, exist_ok=True)
-    for doc in results.load_all(Path(output) / "results"):
+    docs = results.load_all(Path(output) / "results") if docs is None else docs
+    for doc in docs:
         frame = results.to_frame(doc)
         name = doc["table"]
         written.append(results.atomic_write_text(tables_dir / f"{name}.csv", frame.to_csv(index=False)))
@@ -242,6 +262,9 @@ def write_tables(output: Path) -> list[Path]:
         header = f"### {name}\n\n{title}Notebook `{doc.get('notebook', '')}`, profile `{doc.get('profile', '')}`, " \
                  f"recorded {doc.get('recorded_at', '')}.\n\n"
         written.append(results.atomic_write_text(tables_dir / f"{name}.md", header + md + "\n"))
+    for old in tables_dir.glob("*.*"):
+        if old.suffix in (".csv", ".md") and old not in written:
+            old.unlink()
     return written
 
 
@@ -392,11 +415,11 @@ def run_report(
         shown = _with_earlier_runs(runs, discover(None, notebooks), entries, output, render_code,
                                    params=_params(profile, seed), shared=shared)
         manifest.save(output, entries)
-        write_tables(output)
-        facts = report_index.banner_facts(profile=profile, seed=_seed_text(paths, seed), runs=shown,
-                                          docs=results.load_all(output / "results"),
+        docs = current_results(output, shown, profile)
+        write_tables(output, docs)
+        facts = report_index.banner_facts(profile=profile, seed=_seed_text(paths, seed), runs=shown, docs=docs,
                                           wall_seconds=time.perf_counter() - t0)
-        report_index.write_single(output, shown, facts)
-        report_index.write_index(output, shown, facts)
+        report_index.write_single(output, shown, facts, docs=docs)
+        report_index.write_index(output, shown, facts, docs=docs)
     echo(_summary(runs, profile, time.perf_counter() - t0, output))
     return runs

@@ -234,10 +234,11 @@ def _page(title: str, head_extra: str, body: str, *, body_class: str = "labkit-f
             f'<body class="{body_class}">{body}</body></html>\n')
 
 
-def write_index(output: Path, runs: Sequence[Any], facts: Mapping[str, str]) -> Path:
+def write_index(output: Path, runs: Sequence[Any], facts: Mapping[str, str], *,
+                docs: Sequence[Mapping[str, Any]] | None = None) -> Path:
     """``reports/index.html``: banner, course summary tables, one card per notebook."""
     output = Path(output)
-    docs = results.load_all(output / "results")
+    docs = results.load_all(output / "results") if docs is None else docs
     titles = {r.name: r.title or r.name for r in runs}
     single = output / "report.html"
     one_file = (f' · one file for graders: <a href="report.html">report.html</a> '
@@ -252,11 +253,12 @@ def write_index(output: Path, runs: Sequence[Any], facts: Mapping[str, str]) -> 
 
 
 # ----------------------------------------------------------------------------- one file for graders
-def write_single(output: Path, runs: Sequence[Any], facts: Mapping[str, str]) -> Path:
+def write_single(output: Path, runs: Sequence[Any], facts: Mapping[str, str], *,
+                 docs: Sequence[Mapping[str, Any]] | None = None) -> Path:
     """``reports/report.html``: the banner, the course tables, an overview, then every notebook page,
     in one file with no link to anything outside it (images, audio and styles are embedded)."""
     output = Path(output)
-    docs = results.load_all(output / "results")
+    docs = results.load_all(output / "results") if docs is None else docs
     titles = {r.name: r.title or r.name for r in runs}
     styles, toc, sections = "", [], []
     overview = ["<tr><th>notebook</th><th>status</th><th>time</th><th>key numbers</th></tr>"]

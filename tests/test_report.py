@@ -73,6 +73,39 @@ def test_failing_notebook_is_rendered_and_others_still_run(tmp_path, monkeypatch
     assert "(last run failed)" in (out / "logs" / "01_fails.log").read_text().splitlines()[0]  # ran again
 
 
+def test_a_failed_run_never_publishes_earlier_tables_or_another_profiles(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    data.mkdir()
+    monkeypatch.setenv("LABKIT_DATA", str(data))
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
+    _notebook(nbdir / "01_flaky.ipynb",
+              "from labkit import config, results\n"
+              "if (config.data_dir() / 'break').exists():\n    raise RuntimeError('broken on purpose')\n"
+              "results.record('01_flaky', [{'profile': PROFILE, 'value': 42}], headline='Flaky numbers')")
+    out = tmp_path / "rep"
+    run = dict(output=out, notebooks=nbdir, echo=lambda m: None, progress=False)
+    assert report.run_report("quick", **run)[0].status == "ok"
+    assert "| quick | 42 |" in (out / "tables" / "01_flaky.md").read_text()
+    assert 'id="table-01_flaky"' in (out / "index.html").read_text()  # a course summary table
+
+    (data / "break").write_text("")
+    assert report.run_report("quick", force=True, **run)[0].status == "failed"
+    assert not (out / "results" / "01_flaky.json").exists()          # the earlier run's result is gone
+    assert not list((out / "tables").glob("01_flaky.*"))             # and so are its tables
+    assert 'id="table-01_flaky"' not in (out / "index.html").read_text()
+    assert 'id="table-01_flaky"' not in (out / "report.html").read_text()
+
+    (data / "break").unlink()
+    assert report.run_report("quick", force=True, **run)[0].status == "ok"
+    doc = json.loads((out / "results" / "01_flaky.json").read_text())
+    # a table left by a run under another profile is not published as this profile's
+    (out / "results" / "01_other.json").write_text(json.dumps({**doc, "table": "01_other", "profile": "full"}))
+    runs = report.run_report("quick", **run)
+    assert runs[0].cached and [d["table"] for d in report.current_results(out, runs, "quick")] == ["01_flaky"]
+    assert (out / "tables" / "01_flaky.md").exists() and not list((out / "tables").glob("01_other.*"))
+
+
 def test_discover_rejects_unknown_selection():
     with pytest.raises(ValueError, match="no notebook matches"):
         report.discover(["42"])
