@@ -80,16 +80,25 @@ def test_study_resumes_from_sqlite_without_losing_trials(tmp_path):
     assert states.count("FAIL") == 1 and states[-1] == "FAIL"  # the interrupted trial
 
     resumed = search.open_study("toy", ["minimize", "minimize"], storage=url, seed=0)
-    frame = search.run_study(resumed, _objective, SPACE, ["loss", "size"], n_trials=10, progress=False)
-    assert len(frame) == 10  # only the remaining trials ran
+    assert len(resumed.get_trials()) == len(study.get_trials())  # read back from the file, not a new study
+    measured = []
+
+    def counted(params):
+        measured.append(params)
+        return _objective(params)
+
+    frame = search.run_study(resumed, counted, SPACE, ["loss", "size"], n_trials=10, progress=False)
+    assert len(frame) == 10  # only the remaining trials ran: at most 10 - len(first) new measurements
+    assert 1 <= len(measured) <= 10 - len(first) and not set(map(str, measured)) & set(map(str, calls))
     kept = frame.set_index("trial").loc[first["trial"]]
     assert (kept[["loss", "size"]].to_numpy() == first[["loss", "size"]].to_numpy()).all()
     for row in frame.to_dict(orient="records"):  # every stored metric is the measured one
         assert row["loss"] == (row["x"] - 2) ** 2 + row["y"]
 
-    again = search.run_study(search.open_study("toy", ["minimize", "minimize"], storage=url), _objective,
+    measured.clear()
+    again = search.run_study(search.open_study("toy", ["minimize", "minimize"], storage=url), counted,
                              SPACE, ["loss", "size"], n_trials=10, progress=False)
-    assert len(again) == 10  # already complete: nothing new runs
+    assert len(again) == 10 and measured == []  # already complete: nothing is measured again
 
 
 def test_study_resumes_after_the_worker_process_is_killed(tmp_path):

@@ -16,7 +16,7 @@ import zlib
 import numpy as np
 import pytest
 
-from labkit import bench, features, metrics, models, tasks, tflite
+from labkit import bench, config, features, metrics, models, tasks, tflite
 from labkit.experiments import conversion
 
 from fakes import sine_windows
@@ -46,6 +46,7 @@ def kws():
     x_test, y_test = _kws_data(256, seed=1)
     model = models.build("cnn", x_train.shape[1:], CLASSES, alpha=0.25, seed=0)
     model.compile(tf.keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    config.seed_everything(0)  # fit's shuffling too: the same model whichever tests ran before
     model.fit(x_train, y_train, epochs=4, batch_size=64, verbose=0)
     converted = {mode: tflite.convert(model, mode, x_train, calibration_samples=100, name="tiny_cnn")
                  for mode in tflite.MODES}
@@ -61,6 +62,7 @@ def lstm():
     w = sine_windows(400, split=(0.75, 0.75))
     model = models.build("fc_lstm", w.x_train.shape[1:], (6, 2), alpha=0.5, seed=0, residual=True)
     model.compile(tf.keras.optimizers.Adam(1e-2), "mae")
+    config.seed_everything(0)
     model.fit(w.x_train, w.y_train, epochs=3, batch_size=32, verbose=0)
     converted = {"fp32": tflite.convert(model, "fp32", name="fc_lstm"),
                  "int8_wa": tflite.convert(model, "int8_wa", w.x_train, calibration_samples=100, name="fc_lstm")}
