@@ -179,8 +179,9 @@ def test_jupyterlab_runs_notebook_01_and_its_widget_explorer(tmp_path):
                                   "'.jp-OutputArea-output .widget-output img'); return i && i.src !== old "
                                   "&& i.complete && i.naturalWidth > 0; }", arg=[before], timeout=120_000)
             # the feature description under the views: the kernel sends it after the image, so wait for it
+            # (textContent: JupyterLab does not render cells scrolled out of view, so their innerText is empty)
             tab.wait_for_function("() => { const o = document.querySelector('.jp-OutputArea-output .widget-output');"
-                                  " return o && o.innerText.includes('mfcc_a'); }", timeout=60_000)
+                                  " return o && o.textContent.includes('mfcc_a'); }", timeout=60_000)
             select.scroll_into_view_if_needed()
             tab.screenshot(path=str(shots / "jupyterlab-01-explorer.png"))
             nb = (root / "01_preprocessing.ipynb").read_text()
