@@ -244,18 +244,16 @@ def _toc(body: str) -> str:
             f'<ul>{"".join(entries)}</ul></nav>')
 
 
-def render_html(executed: Path, out_html: Path, *, output: Path | None = None,
-                index_href: str = "../index.html") -> Path:
-    """Render an executed notebook to one self-contained, offline HTML page (see the module doc).
+def notebook_page(nb: Any, *, output: Path | None = None, index_href: str = "../index.html",
+                  back_label: str = "report index", default_title: str = "notebook") -> str:
+    """An executed notebook (changed in place) as one self-contained, offline HTML page (see the module doc).
 
     Cells tagged ``injected-parameters`` or ``remove-cell`` are hidden; ``remove-input`` shows only
-    the output. Used by ``labkit report``."""
-    import nbformat
+    the output. Used by ``labkit report`` (:func:`render_html`) and the grade book of ``labkit grade``."""
     from nbconvert import HTMLExporter
     from nbconvert.preprocessors import TagRemovePreprocessor
     from traitlets.config import Config
 
-    nb = nbformat.read(str(executed), as_version=4)
     strip_tf_noise(nb)
     static_widgets(nb)
     offline_badges(nb)
@@ -266,15 +264,24 @@ def render_html(executed: Path, out_html: Path, *, output: Path | None = None,
     c.TagRemovePreprocessor.remove_input_tags = {"remove-input"}
     exporter = HTMLExporter(config=c, template_name="labkit", extra_template_basedirs=[str(TEMPLATES)])
     exporter.register_preprocessor(TagRemovePreprocessor(config=c), enabled=True)
-    title = notebook_title(nb, Path(executed).stem)
+    title = notebook_title(nb, default_title)
     nb.metadata["title"] = title
     injected = nb.metadata.get("papermill", {}).get("parameters", {}) or {}
     params = ", ".join(f"{k} = {v!r}" for k, v in injected.items())
     resources = {"labkit": {"css": PAGE_CSS, "js": TOGGLE_JS, "title": title, "index_href": index_href,
-                            "params": params}}
+                            "back_label": back_label, "params": params}}
     body, _ = exporter.from_notebook_node(nb, resources=resources)
-    body = body.replace("<!--labkit-toc-->", _toc(body), 1)
-    return results.atomic_write_text(out_html, body)
+    return body.replace("<!--labkit-toc-->", _toc(body), 1)
+
+
+def render_html(executed: Path, out_html: Path, *, output: Path | None = None,
+                index_href: str = "../index.html") -> Path:
+    """Render an executed notebook file to ``out_html`` with :func:`notebook_page`. Used by ``labkit report``."""
+    import nbformat
+
+    nb = nbformat.read(str(executed), as_version=4)
+    page = notebook_page(nb, output=output, index_href=index_href, default_title=Path(executed).stem)
+    return results.atomic_write_text(out_html, page)
 
 
 def page_parts(page: str) -> dict[str, str]:

@@ -221,6 +221,20 @@ def test_grade_book_pages(course_grades):
     assert "Class mean per question" in index
 
 
+@pytest.mark.browser
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="no chromium on PATH (apt-get install chromium)")
+def test_grade_book_works_in_chromium(course_grades, tmp_path):
+    """What a grader opens: every page of the grade book loads offline in Chromium, without console
+    errors, broken images or dead links (the same checker as the report's pages)."""
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    from labkit import pagecheck
+
+    assert len(pagecheck.pages(course_grades)) >= 4  # the index and one page per graded submission
+    problems = pagecheck.check_pages(course_grades, screenshots=tmp_path / "shots")
+    assert problems == [], "\n".join(map(str, problems))
+    assert (tmp_path / "shots" / "index.png").stat().st_size > 10_000
+
+
 # ------------------------------------------------------------------------------- bad submissions
 TINY = {
     "01_tiny": [("q1_double", 2, "double", "def double(x):\n    # YOUR CODE HERE\n    # BEGIN SOLUTION\n    return 2 * x\n"

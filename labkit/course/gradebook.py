@@ -17,7 +17,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from .. import __version__, results
+from .. import __version__, report_pages, results
 
 __all__ = ["safe_name", "write_csv", "write_index", "submission_page", "totals"]
 
@@ -160,16 +160,8 @@ def _for_graders(executed: Any) -> Any:
 def submission_page(executed: Any, rows: list[Mapping[str, Any]], *, seconds: float, mode: str = "full") -> str:
     """One student's executed notebook as HTML with their results on top (sanitised; grading cells
     hidden). Used by ``labkit grade`` (in the worker)."""
-    from nbconvert import HTMLExporter
-    from nbconvert.preprocessors import TagRemovePreprocessor
-    from traitlets.config import Config
-
-    c = Config()
-    c.TagRemovePreprocessor.enabled = True
-    c.TagRemovePreprocessor.remove_cell_tags = {"remove-cell", "injected-parameters"}
-    exporter = HTMLExporter(config=c)
-    exporter.register_preprocessor(TagRemovePreprocessor(config=c), enabled=True)
-    body, _ = exporter.from_notebook_node(_for_graders(executed))
+    body = report_pages.notebook_page(_for_graders(executed), index_href="../index.html", back_label="grade book",
+                                      default_title=str(rows[0]["notebook"]) if rows else "submission")
     esc = html.escape
     total, best = sum(float(r["points"]) for r in rows), sum(float(r["max_points"]) for r in rows)
     trs = "".join(f"<tr><td>{esc(r['question'])}</td><td class='num'>{float(r['points']):g} / {float(r['max_points']):g}"
