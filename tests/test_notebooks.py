@@ -115,7 +115,11 @@ def test_07_pruning_summary(smoke_report):
     summary = _table(smoke_report, "07_pruning").set_index(["task", "variant"])
     for task in ("kws", "forecast"):
         rows = summary.loc[task]
-        assert list(rows.index) == ["Baseline", "Structured 0.75", "Structured 0.5", "Sparse 0.8", "Sparse 0.9"]
+        assert list(rows.index) == ["Baseline", "Baseline fine-tuned", "Structured 0.75", "Structured 0.5",
+                                    "Sparse 0.8", "Sparse 0.9"]
+        # the control row is the unpruned network fine-tuned with the same budget: same shape as the baseline
+        assert rows.loc["Baseline fine-tuned", "params"] == rows.loc["Baseline", "params"]
+        assert rows.loc["Baseline fine-tuned", "nonzero_params"] >= rows.loc["Sparse 0.8", "nonzero_params"]
         # structured pruning removes channels: fewer parameters and MACs, a smaller file
         assert rows.loc["Structured 0.5", "params"] < rows.loc["Structured 0.75", "params"] < rows.loc["Baseline", "params"]
         assert rows.loc["Structured 0.5", "macs"] < rows.loc["Baseline", "macs"]
