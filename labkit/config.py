@@ -38,7 +38,8 @@ class Profile:
     bench_runs: int = 200                # timed runs per latency measurement (after warm-up)
     bench_warmup: int = 20
     eval_limit: int | None = None        # cap on test samples for slow evaluations (TFLM, sweeps)
-    finetune_epochs: int = 3             # pruning / QAT fine-tuning epochs
+    finetune_epochs: int = 3             # QAT fine-tuning epochs (notebook 06)
+    prune_epochs: int = 15               # pruning fine-tuning epochs (notebooks 07 and 08)
     search_trials: int = 40              # trials of the trade-off search (notebook 08)
     seeds: tuple[int, ...] = (0,)
     max_models: int | None = None        # cap on the models per task that notebooks 05-07 process (None = all)
@@ -53,14 +54,15 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke", synth_per_word=12, kws_epochs=1, kws_batch_size=32, kws_extra_per_word=12,
-        forecast_epochs=1, bench_runs=10, bench_warmup=2, eval_limit=48, finetune_epochs=1, search_trials=4,
+        forecast_epochs=1, bench_runs=10, bench_warmup=2, eval_limit=48, finetune_epochs=1, prune_epochs=1,
+        search_trials=4,
         max_models=1, ptq_bits=(4, 8), qat_bits=(4, 8),
     ),
     "quick": Profile(name="quick", kws_epochs=10),  # notebook 03 ~4 min on 2 cores (first run)
     "full": Profile(
         name="full", kws_dataset="mini_speech_commands", kws_epochs=40, kws_extra_per_word=300,
         forecast_dataset="jena_climate", forecast_epochs=60, bench_runs=500, bench_warmup=50,
-        finetune_epochs=8, search_trials=200, seeds=(0, 1, 2),
+        finetune_epochs=8, prune_epochs=30, search_trials=200, seeds=(0, 1, 2),
     ),
 }
 

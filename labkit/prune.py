@@ -1,28 +1,21 @@
 """Pruning: unstructured magnitude pruning (one-shot or fine-tuned with tfmot) and structured channel pruning.
 
-*Unstructured* pruning zeroes individual weights; the network keeps its shape, so parameters, MACs
-and latency stay the same on a dense runtime such as TFLite, but the zeros compress well (zlib) and a
-sparse kernel could skip them.
+*Unstructured* pruning zeroes individual weights: parameters, MACs and latency stay the same on a dense
+runtime such as TFLite, but the zeros compress well (zlib) and a sparse kernel could skip them.
+:func:`prune_oneshot` zeroes the smallest-magnitude weights at exactly the requested sparsity (per layer or
+globally), without training; :func:`prune_finetune` prunes gradually while fine-tuning with
+``tfmot.sparsity.keras`` (a ``PolynomialDecay`` whose end step is on the pruning frequency's grid, see
+:func:`pruning_schedule`). By default the depthwise kernels (tfmot's registry lists none) and the output
+layer stay dense (the recipe measured in benchmarks/pruning_recipe.py); :func:`pruned_layers` names the
+layers it prunes, :func:`sparsity_report` the zeros per layer.
 
-* :func:`prune_oneshot` zeroes the smallest-magnitude weights of a trained model at exactly the
-  requested sparsity, per layer or globally, without any training.
-* :func:`prune_finetune` prunes gradually while fine-tuning with ``tfmot.sparsity.keras``: a
-  ``PolynomialDecay`` schedule whose ``end_step`` is aligned with the pruning ``frequency`` (so the
-  final sparsity is reached exactly, see :func:`pruning_schedule`), the ``UpdatePruningStep``
-  callback, and ``strip_pruning`` afterwards. tfmot's registry lists no prunable weight for
-  ``DepthwiseConv2D``, so by default the depthwise kernels are handed to tfmot explicitly and pruned
-  by the same schedule (``depthwise="prune"``); ``depthwise="dense"`` keeps tfmot's behaviour.
-* :func:`sparsity_report` tells, per layer, how many weights are zero.
+*Structured* pruning removes whole filters/units: :func:`prune_channels` ranks the output channels of every
+convolution and dense layer (except the output layer) by the L1, L2 or L-infinity norm of their weights and
+builds a physically smaller model (next layer's input channels, BatchNorm and depthwise parameters sliced
+to match); :func:`keep_channels` is the surgery with explicit channel lists.
 
-*Structured* pruning removes whole filters/units: :func:`prune_channels` ranks the output channels of
-every convolution and dense layer (except the output layer) by the L1, L2 or L-infinity norm of their
-weights and builds a physically smaller model (next layer's input channels, BatchNorm and depthwise
-parameters sliced to match), so parameters, MACs and latency fall. :func:`keep_channels` is the
-surgery with explicit channel lists.
-
-Fine-tunes compile, feed and fit through ``labkit.train`` (the same primitives as the training
-recipes); the graph comes from ``labkit.graph``. The sweeps, tables and figures of notebook 07 live in
-``labkit.experiments.pruning`` and ``labkit.plots``.
+Fine-tunes compile, feed and fit through ``labkit.train``; the graph comes from ``labkit.graph``. The
+sweeps, tables and figures of notebook 07 live in ``labkit.experiments.pruning`` and ``labkit.plots``.
 """
 from __future__ import annotations
 
@@ -42,7 +35,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "PRUNABLE_WEIGHT_NAMES", "NORMS", "copy_model", "prunable_weights", "sparsity_report", "prune_oneshot",
-    "recalibrate_bn", "pruning_schedule", "last_pruned_sparsity", "FinetuneResult", "prune_finetune", "finetune",
+    "recalibrate_bn", "pruning_schedule", "FinetuneResult", "prune_finetune", "finetune",
+    "pruned_layers", "BN_MODES",
     "prunable_channel_layers", "channel_scores", "channels_to_keep", "prune_channels", "keep_channels",
 ]
 
@@ -244,6 +238,7 @@ def pruning_schedule(
     total_steps: int,
     *,
     frequency: int | None = None,
+    begin_fraction: float = 0.0,
     end_fraction: float = 0.7,
     power: int = 3,
 ) -> tuple[Any, dict[str, Any]]:
@@ -253,7 +248,7 @@ def pruning_schedule(
     is not on that grid, the last pruning step comes earlier and the model stays below the target
     (0.744 instead of 0.75 with ``frequency=100``). Here ``end_step`` is put on the grid, at about
     ``end_fraction`` of the ``total_steps`` training steps, so the rest fine-tunes at the final
-    sparsity. ``frequency`` defaults to ``total_steps // 20`` clipped to [1, 100] (about 14 pruning
+    sparsity; pruning starts at ``begin_fraction`` (on the grid too). ``frequency`` defaults to ``total_steps // 20`` clipped to [1, 100] (about 14 pruning
     updates). Returns the schedule and a dict describing it. Used by :func:`prune_finetune`.
     """
     sparsity = _check_sparsity(sparsity)
@@ -262,6 +257,8 @@ def pruning_schedule(
         raise ValueError(f"total_steps must be >= 1, got {total_steps}")
     if not 0.0 < end_fraction <= 1.0:
         raise ValueError(f"end_fraction must be in (0, 1], got {end_fraction!r}")
+    if not 0.0 <= begin_fraction < end_fraction:
+        raise ValueError(f"begin_fraction must be in [0, end_fraction={end_fraction}), got {begin_fraction!r}")
     if frequency is None:
         frequency = int(np.clip(total_steps // 20, 1, 100))
     frequency = int(frequency)
@@ -271,32 +268,17 @@ def pruning_schedule(
         frequency = total_steps
     # The wrapper increments its step *before* pruning, so the steps seen in training are 1..total_steps
     # and pruning happens at steps frequency, 2 x frequency, ..., end_step.
-    begin_step = 0
-    end_step = begin_step + frequency * max(1, int(np.floor(end_fraction * total_steps / frequency)))
+    begin_step = frequency * int(np.floor(begin_fraction * total_steps / frequency))
+    updates = max(1, int(np.floor((end_fraction * total_steps - begin_step) / frequency)))
+    begin_step = min(begin_step, total_steps - frequency * updates)  # a coarse grid: start earlier
+    end_step = begin_step + frequency * updates
     sched = _tfmot_sparsity().PolynomialDecay(initial_sparsity=0.0, final_sparsity=sparsity,
                                               begin_step=begin_step, end_step=end_step, power=power,
                                               frequency=frequency)
     info = {"final_sparsity": sparsity, "begin_step": begin_step, "end_step": end_step,
-            "frequency": frequency, "total_steps": total_steps, "pruning_updates": end_step // frequency,
+            "frequency": frequency, "total_steps": total_steps, "pruning_updates": updates,
             "power": power}
     return sched, info
-
-
-def last_pruned_sparsity(schedule: Any, total_steps: int) -> tuple[int, float]:
-    """``(step, sparsity)`` of the last pruning update a tfmot schedule makes within ``total_steps``
-    training steps (steps 1..total_steps, as the pruning wrapper counts them); ``(0, 0.0)`` if none.
-
-    Used by :func:`schedule_table` (notebook 07).
-    """
-    tf = _tf()
-    steps = tf.range(1, int(total_steps) + 1, dtype=tf.int64)
-    should, sparsity = schedule(steps)
-    should = np.asarray(should).reshape(-1)
-    sparsity = np.broadcast_to(np.asarray(sparsity, np.float64).reshape(-1), should.shape)
-    hits = np.flatnonzero(should)
-    if hits.size == 0:
-        return 0, 0.0
-    return int(hits[-1] + 1), float(sparsity[hits[-1]])
 
 
 def _fit(model: "tf.keras.Model", x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int,
@@ -324,8 +306,12 @@ def prune_finetune(
     learning_rate: float = 1e-3,
     validation_data: tuple[np.ndarray, np.ndarray] | None = None,
     frequency: int | None = None,
+    begin_fraction: float = 0.0,
     end_fraction: float = 0.7,
-    depthwise: str = "prune",
+    depthwise: str = "dense",
+    skip: Sequence[str] = ("output",),
+    bn: str = "train",
+    recalibrate: bool = False,
     seed: int = 0,
     verbose: int = 0,
 ) -> FinetuneResult:
@@ -333,12 +319,17 @@ def prune_finetune(
 
     tfmot's ``prune_low_magnitude`` wraps every layer that has prunable weights (Dense, Conv, LSTM
     kernels; other layers, e.g. custom ones, are left as they are), the schedule comes from
-    :func:`pruning_schedule` (end step aligned with the pruning frequency, so the target is reached
-    exactly), the ``UpdatePruningStep`` callback advances it, and ``strip_pruning`` returns plain
-    Keras layers. ``depthwise="prune"`` also hands the ``DepthwiseConv2D`` kernels to tfmot (its
-    registry lists none), ``"dense"`` leaves them dense as tfmot does. Adam on ``loss`` with the
-    learning rate decaying from ``learning_rate`` (cosine); ``model`` itself is not modified.
-    Used by notebook 07.
+    :func:`pruning_schedule` (sparsity rising from ``begin_fraction`` to ``end_fraction`` of the steps,
+    end step on the pruning frequency's grid, so the target is reached exactly), the
+    ``UpdatePruningStep`` callback advances it, and ``strip_pruning`` returns plain Keras layers.
+    Defaults = the recipe measured in benchmarks/pruning_recipe.py: ``depthwise="dense"`` leaves the
+    ``DepthwiseConv2D`` kernels dense as tfmot does (9 weights per channel: pruning them cost ~10 points
+    of top-1 at 0.8), ``"prune"`` hands them to tfmot too; ``skip`` names layers left dense, ``"output"``
+    meaning the output layer (a forecaster's pruned head fell back to persistence), so ``sparsity`` is
+    that of the pruned layers (:func:`pruned_layers`; :func:`sparsity_report` gives the total). Adam on
+    ``loss``, learning rate decaying (cosine) from ``learning_rate`` (start high: ``Task.finetune_kwargs``).
+    ``bn="train"`` lets BatchNorm adapt (``"freeze"`` collapsed it); ``recalibrate`` re-estimates its
+    statistics at the end (:func:`recalibrate_bn`). ``model`` is not modified. Used by notebook 07.
     """
     tf = _tf()
     sk = _tfmot_sparsity()
@@ -351,9 +342,12 @@ def prune_finetune(
     base = copy_model(model)
     steps_per_epoch = int(np.ceil(len(x) / batch_size))
     sched, info = pruning_schedule(sparsity, epochs * steps_per_epoch, frequency=frequency,
-                                   end_fraction=end_fraction)
+                                   begin_fraction=begin_fraction, end_fraction=end_fraction)
+    skipped = _output_skip(base, skip)
 
     def wrap(layer):
+        if layer.name in skipped:
+            return layer
         if isinstance(layer, tf.keras.layers.DepthwiseConv2D) and depthwise == "prune":
             layer.get_prunable_weights = lambda layer=layer: [layer.depthwise_kernel]
             return sk.prune_low_magnitude(layer, pruning_schedule=sched)
@@ -362,15 +356,20 @@ def prune_finetune(
         return layer
 
     wrapped = tf.keras.models.clone_model(base, clone_function=wrap)
+    _set_bn_mode(wrapped, bn)
     train.compile_model(wrapped, loss, learning_rate, metrics=metrics, total_steps=info["total_steps"])
     t0 = time.perf_counter()
     history = _fit(wrapped, x, y, epochs=epochs, batch_size=batch_size, validation_data=validation_data,
                    seed=seed, callbacks=[sk.UpdatePruningStep()], verbose=verbose)
     seconds = time.perf_counter() - t0
     stripped = sk.strip_pruning(wrapped)
+    _set_bn_mode(stripped, "unfreeze")
     clean = copy_model(stripped)  # fresh layers, without the get_prunable_weights attribute
+    if recalibrate:
+        clean = recalibrate_bn(clean, x)
     train.compile_model(clean, loss, learning_rate, metrics=metrics)
-    info["depthwise"] = depthwise
+    info.update(depthwise=depthwise, skip=sorted(skipped), bn=bn, recalibrate=bool(recalibrate),
+                learning_rate=float(learning_rate), epochs=int(epochs))
     return FinetuneResult(model=clean, history=history, schedule=info, seconds=seconds)
 
 
@@ -385,11 +384,14 @@ def finetune(
     batch_size: int = 64,
     learning_rate: float = 1e-3,
     validation_data: tuple[np.ndarray, np.ndarray] | None = None,
+    bn: str = "train",
+    recalibrate: bool = False,
     seed: int = 0,
     verbose: int = 0,
 ) -> FinetuneResult:
     """Plain fine-tuning of a copy of ``model`` (e.g. after :func:`prune_channels`) with Adam, the
-    learning rate decaying from ``learning_rate`` (cosine).
+    learning rate decaying from ``learning_rate`` (cosine); ``bn`` and ``recalibrate`` as in
+    :func:`prune_finetune`.
 
     Used by notebook 07.
     """
@@ -397,14 +399,67 @@ def finetune(
         raise ValueError(f"epochs must be >= 1, got {epochs}")
     config.seed_everything(seed)
     tuned = copy_model(model)
+    _set_bn_mode(tuned, bn)
     train.compile_model(tuned, loss, learning_rate, metrics=metrics,
                         total_steps=epochs * int(np.ceil(len(x) / batch_size)))
     t0 = time.perf_counter()
     history = _fit(tuned, x, y, epochs=epochs, batch_size=batch_size, validation_data=validation_data,
                    seed=seed, callbacks=[], verbose=verbose)
     seconds = time.perf_counter() - t0
+    _set_bn_mode(tuned, "unfreeze")
+    if recalibrate:
+        tuned = recalibrate_bn(tuned, x)
     train.compile_model(tuned, loss, learning_rate, metrics=metrics)  # graph mode for whoever uses it next
     return FinetuneResult(model=tuned, history=history, schedule={}, seconds=seconds)
+
+
+def pruned_layers(model: "tf.keras.Model", *, depthwise: str = "dense", skip: Sequence[str] = ("output",)) -> list[str]:
+    """Names of the layers whose kernels :func:`prune_finetune` prunes with these ``depthwise`` / ``skip``
+    settings, so that :func:`prune_oneshot` (``layers=``) prunes the very same ones. Used by notebook 07."""
+    if depthwise not in ("prune", "dense"):
+        raise ValueError(f"depthwise must be 'prune' or 'dense', got {depthwise!r}")
+    skipped, out = _output_skip(model, skip), []
+    for layer, _, _ in prunable_weights(model):
+        dw = isinstance(layer, _tf().keras.layers.DepthwiseConv2D)
+        if layer.name not in skipped and layer.name not in out and (depthwise == "prune" if dw else
+                                                                      bool(_tfmot_weight_names(layer))):
+            out.append(layer.name)
+    return out
+
+
+def _output_skip(model: "tf.keras.Model", skip: Sequence[str]) -> set[str]:
+    """Layer names to leave dense: ``skip``, ``"output"`` meaning the model's output layer(s) (the last layer
+    with a kernel on each path back from an output, whatever its name)."""
+    out = set(skip) - {"output"}
+    unknown = out - {layer.name for layer in model.layers}
+    if unknown:
+        raise ValueError(f"skip names unknown layer(s) {sorted(unknown)} of {model.name!r}")
+    if "output" in skip:
+        graph, kernels = Graph(model), {layer.name for layer, _, _ in prunable_weights(model)}
+        todo, seen = list(graph.outputs), set()
+        while todo:
+            name = todo.pop()
+            if name not in seen:
+                seen.add(name)
+                if name in kernels:
+                    out.add(name)
+                else:
+                    todo += graph.inbound(name)
+    return out
+
+
+BN_MODES: tuple[str, ...] = ("train", "freeze")
+"""BatchNorm while fine-tuning: ``"train"`` (Keras' default) or ``"freeze"`` (inference mode, nothing updated)."""
+
+
+def _set_bn_mode(model: "tf.keras.Model", bn: str) -> None:
+    """Freeze (``"freeze"``) or unfreeze (``"unfreeze"``) every BatchNorm layer; ``"train"``: no change."""
+    if bn not in BN_MODES + ("unfreeze",):
+        raise ValueError(f"bn must be one of {BN_MODES}, got {bn!r}")
+    if bn != "train":
+        for layer in model.layers:
+            if isinstance(unwrap(layer), _tf().keras.layers.BatchNormalization):
+                layer.trainable = bn == "unfreeze"  # tf.keras: a non-trainable BN layer runs in inference mode
 
 
 # --------------------------------------------------------------------------- structured (channel) pruning

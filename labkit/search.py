@@ -245,10 +245,10 @@ in three modes, two of them new trainings; forecasting: three networks, two widt
 pruning), so a report run trains and fine-tunes only a few models. ``full``: the whole optimisation
 space (structured pruning of the LSTM is impossible: those trials fail and the sampler moves on)."""
 
-PRUNE_RECIPE_VERSION = "2"
+PRUNE_RECIPE_VERSION = "3"
 """Version of the prune-and-fine-tune recipe below; bump it to invalidate cached pruned models and start new
 studies. 2: the fine-tunes take the task's settings (``Task.finetune_kwargs``, notebook 07's) instead of a
-learning rate of their own."""
+learning rate of their own. 3: ``prune.prune_finetune``'s new defaults (depthwise and output kernels dense)."""
 
 
 def _check_task(task: str) -> str:
@@ -343,8 +343,9 @@ def pruned_model(fit: Any, task: Task, *, keep: float = 1.0, sparsity: float = 0
     """The trained model of ``fit`` (a ``train.TrainResult`` of ``task``) pruned and fine-tuned with notebook
     07's recipe, through the model cache (``train.load_cached`` / ``save_cached``): structured pruning keeping
     ``keep`` of the channels (L1 ranking) then ``epochs`` of fine-tuning, and/or gradual magnitude pruning
-    to ``sparsity`` while fine-tuning (tfmot, depthwise kernels included); the fine-tunes take the task's
-    settings (``Task.finetune_kwargs``: loss, batch size, learning rate, seed) on ``max_train_samples``
+    to ``sparsity`` while fine-tuning (tfmot, ``prune.prune_finetune``'s defaults: depthwise and output kernels
+    dense); the fine-tunes take the task's settings (``Task.finetune_kwargs``: loss, batch size, fine-tuning
+    learning rate, seed) and ``tasks.finetune_settings`` (epochs), as notebook 07's, on ``max_train_samples``
     evenly spaced training samples (``Task.training_subset``). Returns a ``TrainResult``
     (``info["nonzero_params"]`` ...); the unpruned ``fit`` itself when there is nothing to prune.
     Used by the evaluators (notebook 08).

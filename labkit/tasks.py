@@ -23,10 +23,18 @@ import pandas as pd
 from . import bench, config, features as feats, metrics, tflite, train
 from .data import evenly_spaced
 
-__all__ = ["TASKS", "Task", "kws_task", "forecast_task", "finetune_settings", "predict", "is_tflite"]
+__all__ = ["TASKS", "Task", "kws_task", "forecast_task", "finetune_settings", "predict", "is_tflite",
+           "FINETUNE_LR_SCALE"]
 
 TASKS: tuple[str, ...] = ("kws", "forecast")
 """The two tasks of the course."""
+
+FINETUNE_LR_SCALE: dict[str, float] = {"kws": 5.0, "forecast": 1.0}
+"""Fine-tuning learning rate of every pruning fine-tune = the task's training learning rate x this
+(notebooks 07 and 08). Measured on the quick DS-CNN (benchmarks/pruning_recipe.py): a fine-tune after pruning has
+to re-learn, not polish; sparse 0.9 after 15 epochs reached 0.777 top-1 at 2e-3 (the training rate), 0.830 at
+5e-3 and 0.870 at 1e-2, while lower rates recovered far less (5e-4: 0.36 after 3 epochs). The forecasters
+overfit at a higher rate (fc_mlp T MAE 0.437 at 3e-2 vs 0.389 at the training rate 1e-2)."""
 
 SMOKE_FINETUNE_SAMPLES = 256
 """Training samples (evenly spaced) of every fine-tune under the smoke profile."""
@@ -48,11 +56,11 @@ def predict(model: Any, x: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
 
 
 def finetune_settings(cfg: config.Profile) -> dict[str, Any]:
-    """How long every pruning fine-tune of a profile runs: ``epochs`` (``cfg.finetune_epochs``) and
+    """How long every pruning fine-tune of a profile runs: ``epochs`` (``cfg.prune_epochs``) and
     ``max_train_samples`` (:data:`SMOKE_FINETUNE_SAMPLES` evenly spaced samples under ``smoke``, else all).
     With :meth:`Task.finetune_kwargs` (loss, batch size, learning rate, seed) the one fine-tuning recipe
     of notebooks 07 and 08."""
-    return {"epochs": int(cfg.finetune_epochs),
+    return {"epochs": int(cfg.prune_epochs),
             "max_train_samples": SMOKE_FINETUNE_SAMPLES if cfg.name == "smoke" else None}
 
 
@@ -65,7 +73,8 @@ class Task:
     that made the KWS inputs; ``windows``: the forecasting ``Windows`` (real units, persistence);
     ``clip``: one raw KWS test waveform; ``eval_limit``: score only the first samples of a split.
     The training recipe (:meth:`train`): ``dataset``, ``model_name``, ``epochs``, ``batch_size``,
-    ``learning_rate`` (``None``: the recipe's peak rate, where fine-tunes start too) and ``seed``.
+    ``learning_rate`` (``None``: the recipe's peak rate), ``augment`` (KWS: ``train_kws``'s) and ``seed``;
+    fine-tunes start at ``learning_rate x finetune_lr_scale`` (``None``: :data:`FINETUNE_LR_SCALE` of the task).
     Used by notebooks 05-08.
     """
 
@@ -87,6 +96,8 @@ class Task:
     batch_size: int = 64
     learning_rate: float | None = None
     seed: int = 0
+    finetune_lr_scale: float | None = None
+    augment: Any = None
 
     def __post_init__(self) -> None:
         if self.name not in TASKS:
@@ -95,6 +106,8 @@ class Task:
             raise ValueError("a forecasting task needs windows= (their normalisation and real-unit targets)")
         if self.learning_rate is None:
             self.learning_rate = train.KWS_LEARNING_RATE if self.name == "kws" else train.FORECAST_LEARNING_RATE
+        if self.finetune_lr_scale is None:
+            self.finetune_lr_scale = FINETUNE_LR_SCALE[self.name]
         self.labels = tuple(self.labels)
 
     # --------------------------------------------------------------------------- what is measured
@@ -195,10 +208,10 @@ class Task:
 
     def finetune_kwargs(self, epochs: int) -> dict[str, Any]:
         """Keyword arguments of every fine-tune (``prune.prune_finetune`` / ``prune.finetune``) of this
-        task: its loss, batch size, seed and the training recipe's peak learning rate, and ``epochs``
-        (:func:`finetune_settings`). Used by notebooks 07 and 08."""
+        task: its loss, batch size, seed, the fine-tuning learning rate (the training recipe's peak rate x
+        ``finetune_lr_scale``) and ``epochs`` (:func:`finetune_settings`). Used by notebooks 07 and 08."""
         return {"loss": self.loss, "epochs": int(epochs), "batch_size": int(self.batch_size),
-                "learning_rate": float(self.learning_rate), "seed": int(self.seed)}
+                "learning_rate": float(self.learning_rate) * float(self.finetune_lr_scale), "seed": int(self.seed)}
 
     def train(self, alpha: float = 1.0) -> "train.TrainResult":
         """The trained model at width ``alpha`` (a ``train.TrainResult``, from the model cache when it was
@@ -209,7 +222,7 @@ class Task:
         kw = dict(epochs=int(self.epochs), batch_size=int(self.batch_size), seed=int(self.seed), alpha=float(alpha),
                   learning_rate=float(self.learning_rate))
         if self.name == "kws":
-            return train.train_kws(self.model_name, self.dataset, self.features, **kw)
+            return train.train_kws(self.model_name, self.dataset, self.features, augment=self.augment, **kw)
         return train.train_forecaster(self.model_name, self.dataset, **kw)
 
     # --------------------------------------------------------------------------- one prediction
@@ -272,10 +285,11 @@ class Task:
 
 def kws_task(data: Any, model_name: str = "ds_cnn", features: Any = "mfcc_a", *, epochs: int | None = None,
              batch_size: int = 64, learning_rate: float | None = None, seed: int = 0,
-             eval_limit: int | None = None) -> Task:
+             eval_limit: int | None = None, augment: Any = None) -> Task:
     """The keyword-spotting :class:`Task` on a ``KWSData``: features computed once (``train.kws_features``),
     metric = test top-1 accuracy, the first test clip as the raw sample; :meth:`Task.train` calls
-    ``train.train_kws`` with notebook 03's recipe (so the baseline comes from the cache).
+    ``train.train_kws`` with notebook 03's recipe (``augment`` as in ``train.kws_settings``), so the baseline
+    comes from the cache.
     Used by notebooks 06-08."""
     cfg = feats.get(features)
     f_train, f_val, f_test = train.kws_features(data, cfg)
@@ -284,7 +298,7 @@ def kws_task(data: Any, model_name: str = "ds_cnn", features: Any = "mfcc_a", *,
                 y_val=np.asarray(data.y_val, i64), x_test=f_test, y_test=np.asarray(data.y_test, i64),
                 labels=tuple(data.labels), features=cfg, clip=np.asarray(data.x_test[0], np.float32),
                 eval_limit=eval_limit, dataset=data, model_name=model_name, epochs=epochs, batch_size=batch_size,
-                learning_rate=learning_rate, seed=seed)
+                learning_rate=learning_rate, seed=seed, augment=augment)
 
 
 def forecast_task(windows: Any, model_name: str = "fc_mlp", *, epochs: int | None = None, batch_size: int = 64,

@@ -241,3 +241,54 @@ def test_folder_errors_name_the_problem(tmp_path):
         load_kws(str(tmp_path / "missing"), progress=False)
     with pytest.raises(ValueError, match="summing to 100"):
         load_kws(str(tmp_path), split=(80, 10, 5), progress=False)
+
+
+# ------------------------------------------------------------------- speaker folds, noise for augmentation
+def test_speaker_folds_are_disjoint_and_test_every_speaker_once(tmp_path):
+    rng = np.random.default_rng(3)
+    spk = _speakers(30)
+    for word in ("no", "yes"):
+        (tmp_path / word).mkdir()
+        for i, s in enumerate(spk):
+            for n in range(1 + i % 3):                       # 1-3 clips per speaker and word
+                (tmp_path / word / f"{s}_nohash_{n}.wav").write_bytes(_clip(rng))
+    (tmp_path / "_background_noise_").mkdir()
+    (tmp_path / "_background_noise_" / "white.wav").write_bytes(_clip(rng, 16000 * 10))
+    d = load_kws(str(tmp_path), unknown=False, silence=False, progress=False)
+    assert d.noise is not None and d.noise.shape == (8, 16000)   # 1 s cuts of the first 80 % only
+    np.testing.assert_array_equal(d.noise[0], read_wav(tmp_path / "_background_noise_" / "white.wav")[:16000])
+    assert {s: len(v) for s, v in d.speakers.items()} == {s: len(getattr(d, f"y_{s}")) for s in kws.SPLITS}
+    folds = kws.speaker_folds(d, 5, seed=0)
+    assert len(folds) == 5
+    tested = []
+    for i, f in enumerate(folds):
+        sets = {s: set(f.speakers[s]) for s in kws.SPLITS}
+        assert not (sets["train"] & sets["val"]) and not (sets["train"] & sets["test"]) \
+            and not (sets["val"] & sets["test"])
+        assert len(f.y_train) + len(f.y_val) + len(f.y_test) == len(d.y_train) + len(d.y_val) + len(d.y_test)
+        assert len(f.y_val) > 0 and f.noise is d.noise and f.info["fold"] == i
+        tested += list(sets["test"])
+    assert sorted(tested) == sorted(spk)                          # every speaker tested exactly once
+    sizes = [len(f.y_test) for f in folds]
+    assert max(sizes) - min(sizes) <= 6                           # balanced by clips (<= one speaker apart)
+    x0 = folds[0].x_test[0]                                       # the clips themselves are moved, not copied wrong
+    assert any(np.array_equal(x0, x) for x in np.concatenate([d.x_train, d.x_val, d.x_test]))
+    with pytest.raises(ValueError, match="speakers cannot fill"):
+        kws.speaker_folds(d, 31)
+
+
+def test_noise_comes_from_the_training_silence_clips_only(tmp_path):
+    rng = np.random.default_rng(4)
+    (tmp_path / "yes").mkdir()
+    (tmp_path / "_unknown_").mkdir()
+    (tmp_path / "_silence_").mkdir()
+    for s in _speakers(20):
+        (tmp_path / "yes" / f"{s}_nohash_0.wav").write_bytes(_clip(rng))
+        (tmp_path / "_unknown_" / f"dog_{s}_nohash_0.wav").write_bytes(_clip(rng))
+    for i in range(40):
+        (tmp_path / "_silence_" / f"{i}.wav").write_bytes(_clip(rng))
+    d = load_kws(str(tmp_path), words=["yes"], progress=False)
+    n_train = sum(splits.which_set(str(i), salt=splits.RESPLIT_SALT) == "train" for i in range(40))
+    assert d.noise.shape == (n_train, 16000) and d.info["noise_clips"] == n_train < 40
+    train_sil = d.x_train[d.y_train == d.labels.index("_silence_")]
+    assert {x.tobytes() for x in d.noise} == {x.tobytes() for x in train_sil}

@@ -115,7 +115,11 @@ def test_07_pruning_summary(smoke_report):
     summary = _table(smoke_report, "07_pruning").set_index(["task", "variant"])
     for task in ("kws", "forecast"):
         rows = summary.loc[task]
-        assert list(rows.index) == ["Baseline", "Structured 0.75", "Structured 0.5", "Sparse 0.8", "Sparse 0.9"]
+        assert list(rows.index) == ["Baseline", "Baseline fine-tuned", "Structured 0.75", "Structured 0.5",
+                                    "Sparse 0.8", "Sparse 0.9"]
+        # the control row is the unpruned network fine-tuned with the same budget: same shape as the baseline
+        assert rows.loc["Baseline fine-tuned", "params"] == rows.loc["Baseline", "params"]
+        assert rows.loc["Baseline fine-tuned", "nonzero_params"] >= rows.loc["Sparse 0.8", "nonzero_params"]
         # structured pruning removes channels: fewer parameters and MACs, a smaller file
         assert rows.loc["Structured 0.5", "params"] < rows.loc["Structured 0.75", "params"] < rows.loc["Baseline", "params"]
         assert rows.loc["Structured 0.5", "macs"] < rows.loc["Baseline", "macs"]
@@ -140,3 +144,18 @@ def test_08_constraint_checks_are_consistent(smoke_report):
     assert set(_key(smoke_report, "08_tradeoffs")["presets_met"].replace("none", "").split(", ")) - {""} == met
     for table in ("08_kws_summary", "08_forecast_summary"):
         assert len(_table(smoke_report, table)) >= 1
+
+
+def test_09_claims_are_computed_from_the_recorded_tables(smoke_report):
+    doc = json.loads((smoke_report / "results" / "09_claims.json").read_text())
+    assert doc["headline"]["order"] == 0                                  # first on the report's index
+    claims = _table(smoke_report, "09_claims").set_index("id")
+    assert list(claims.index[:3]) == ["K1", "K2", "K3"] and len(claims) == 13
+    for r in claims.itertuples():
+        assert r.holds in (True, False, None)
+        assert (r.why_not != "") == (r.holds is not True), r              # a reason whenever it does not hold
+    # the numbers are notebook 07's, not typed in
+    pruning = _table(smoke_report, "07_pruning").set_index(["task", "variant"])
+    if claims.loc["K7", "holds"] is not None:
+        assert f"int8 {pruning.loc[('kws', 'Sparse 0.9'), 'value_int8']:.3f}" in claims.loc["K7", "ours"]
+    assert _key(smoke_report, "09_claims")["claims"] == 13

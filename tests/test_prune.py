@@ -9,7 +9,7 @@ import pytest
 import labkit  # noqa: F401  (legacy Keras before TensorFlow)
 import tensorflow as tf
 
-from labkit import estimate, graph, models, prune, tflite, train
+from labkit import estimate, experiments, graph, models, prune, tflite, train
 
 KWS_SHAPE = (16, 8, 1)  # a small spectrogram: fast to build and fit
 
@@ -75,7 +75,7 @@ def test_oneshot_global_hits_total_sparsity_even_with_ties():
 def test_schedule_end_step_is_on_the_frequency_grid_and_reaches_the_target(total, frequency):
     sched, info = prune.pruning_schedule(0.75, total, frequency=frequency)
     assert info["end_step"] % info["frequency"] == 0 and 1 <= info["end_step"] <= total
-    assert prune.last_pruned_sparsity(sched, total) == (info["end_step"], pytest.approx(0.75))
+    assert experiments.pruning.last_pruned_sparsity(sched, total) == (info["end_step"], pytest.approx(0.75))
 
 
 def test_schedule_table_shows_the_unaligned_end_step_falling_short():
@@ -99,16 +99,55 @@ def test_finetune_reaches_target_sparsity_in_every_kernel_including_depthwise():
     model = models.build("ds_cnn", KWS_SHAPE, 4, alpha=0.25)
     x, y = _fake_kws(96)
     kw = dict(epochs=2, batch_size=16, loss="sparse_categorical_crossentropy", seed=0)
-    res = prune.prune_finetune(model, 0.75, x, y, **kw)  # 12 steps
+    res = prune.prune_finetune(model, 0.75, x, y, depthwise="prune", skip=(), **kw)  # 12 steps
     assert res.schedule["end_step"] % res.schedule["frequency"] == 0
     for name, w in _kernels(res.model).items():
         assert abs((w == 0).mean() - 0.75) <= 1.0 / w.size, name  # tfmot keeps round(n * 0.25) weights
     assert [type(layer).__name__ for layer in res.model.layers] == [type(layer).__name__ for layer in model.layers]
-    # tfmot's own behaviour: depthwise kernels stay dense, so the total misses the target
-    dense = prune.sparsity_report(prune.prune_finetune(model, 0.75, x, y, depthwise="dense", **kw).model)
-    dense = dense.set_index("layer")
-    assert dense.loc["dw1", "sparsity"] == 0.0 and dense.loc["pw1", "sparsity"] == pytest.approx(0.75, abs=0.02)
+    # the default recipe = tfmot's own behaviour (depthwise kernels stay dense) + a dense output layer,
+    # so the total misses the target; pruned_layers() names exactly the layers that were pruned
+    default = prune.prune_finetune(model, 0.75, x, y, **kw)
+    assert default.schedule["depthwise"] == "dense" and default.schedule["skip"] == ["output"]
+    dense = prune.sparsity_report(default.model).set_index("layer")
+    assert dense.loc["dw1", "sparsity"] == 0.0 and dense.loc["output", "sparsity"] == 0.0
+    assert dense.loc["pw1", "sparsity"] == pytest.approx(0.75, abs=0.02)
     assert dense.loc["total", "sparsity"] < 0.74
+    pruned = set(dense.index[(dense["sparsity"] > 0.7)]) - {"total"}
+    assert pruned == set(prune.pruned_layers(model)) == {"conv1", "pw1", "pw2", "pw3", "pw4"}
+    assert set(prune.pruned_layers(model, depthwise="prune", skip=())) == set(_kernels(model))
+
+
+@pytest.mark.parametrize("total, frequency, begin", [(100, 5, 0.2), (130, 10, 0.5), (7, 3, 0.3), (40, None, 0.6)])
+def test_schedule_begin_fraction_starts_later_and_still_reaches_the_target(total, frequency, begin):
+    sched, info = prune.pruning_schedule(0.8, total, frequency=frequency, begin_fraction=begin, end_fraction=0.7)
+    f = info["frequency"]
+    assert info["begin_step"] % f == 0 and (info["end_step"] - info["begin_step"]) % f == 0
+    assert 0 <= info["begin_step"] <= begin * total and info["end_step"] <= total
+    assert experiments.pruning.last_pruned_sparsity(sched, total) == (info["end_step"], pytest.approx(0.8))
+    should, sparsity = sched(np.arange(1, info["begin_step"] + 1) if info["begin_step"] else np.array([0]))
+    assert float(np.max(sparsity)) == 0.0                        # nothing pruned before begin_step
+    with pytest.raises(ValueError, match="begin_fraction"):
+        prune.pruning_schedule(0.8, total, begin_fraction=0.7, end_fraction=0.7)
+
+
+def test_bn_freeze_keeps_statistics_and_recalibrate_reestimates_them():
+    model = models.build("ds_cnn", KWS_SHAPE, 4, alpha=0.25)
+    _randomize_bn(model)
+    x, y = _fake_kws(64)
+    kw = dict(epochs=1, batch_size=16, loss="sparse_categorical_crossentropy", seed=0)
+    stats = lambda m: [v.numpy().copy() for v in m.get_layer("dw1_bn").weights[2:]]  # noqa: E731
+    frozen = prune.prune_finetune(model, 0.5, x, y, bn="freeze", **kw).model
+    for a, b in zip(stats(frozen), stats(model)):
+        np.testing.assert_array_equal(a, b)                      # moving mean/variance untouched
+    assert all(layer.trainable for layer in frozen.layers)       # and the result is trainable again
+    trained = prune.prune_finetune(model, 0.5, x, y, **kw).model
+    assert not np.allclose(stats(trained)[0], stats(model)[0])   # "train": BN follows the pruned network
+    recal = prune.prune_finetune(model, 0.5, x, y, bn="freeze", recalibrate=True, **kw).model
+    ref = prune.recalibrate_bn(frozen, x)
+    for a, b in zip(stats(recal), stats(ref)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="bn must be"):
+        prune.prune_finetune(model, 0.5, x, y, bn="fold", **kw)
 
 
 def test_finetune_in_graph_mode_reaches_target():
@@ -116,7 +155,7 @@ def test_finetune_in_graph_mode_reaches_target():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(320, 6, 3)).astype(np.float32)
     y = x[:, -1:, :2] + 0.1 * rng.normal(size=(320, 6, 2)).astype(np.float32)
-    res = prune.prune_finetune(model, 0.8, x, y, epochs=3, batch_size=16, loss="mae")  # 60 steps > eager limit
+    res = prune.prune_finetune(model, 0.8, x, y, epochs=3, batch_size=16, loss="mae", skip=())  # 60 steps > eager
     assert res.schedule["total_steps"] == 60 > train.EAGER_MAX_STEPS
     assert prune.sparsity_report(res.model).iloc[-1]["sparsity"] == pytest.approx(0.8, abs=2e-3)
     assert np.isfinite(res.history["loss"]).all()

@@ -215,7 +215,7 @@ def test_recorded_rows_only_gathers_measurements_of_the_same_model(tmp_reports):
          "zlib_kb": 254.6, "latency_ms": 0.03},
         {"task": "kws", "model": "mlp", "variant": "Sparse 0.8", "value": 0.55, "value_int8": 0.53, "tflite_kb": 277.2,
          "zlib_kb": 92.3, "latency_ms": 0.03},
-    ], features="mfcc_a", norm="l1", dataset="synthetic", finetune_epochs=cfg.finetune_epochs,
+    ], features="mfcc_a", norm="l1", dataset="synthetic", finetune_epochs=cfg.prune_epochs,
         bench_runs=cfg.bench_runs, max_train_samples=None)
 
     kws = tradeoffs.recorded_rows("kws", {"mlp": {"top1": 0.70}, "cnn": {"top1": 0.80}}, cfg, dataset_name="synthetic")
@@ -227,8 +227,26 @@ def test_recorded_rows_only_gathers_measurements_of_the_same_model(tmp_reports):
     # other settings (a smoke run's records, another dataset) are never gathered
     assert tradeoffs.recorded_rows("kws", {"mlp": {"top1": 0.70}}, config.profile("smoke"), dataset_name="synthetic") == {}
     assert tradeoffs.recorded_rows("kws", {"mlp": {"top1": 0.70}}, cfg, dataset_name="mini_speech_commands") == {}
-    assert tradeoffs.recorded_rows("kws", {"mlp": {"top1": 0.70}}, cfg.replace(finetune_epochs=8),
+    assert tradeoffs.recorded_rows("kws", {"mlp": {"top1": 0.70}}, cfg.replace(prune_epochs=8),
                                 dataset_name="synthetic").keys() == {("mlp", "FP32")}
+    # the STFT table gathers notebook 05's STFT rows only (the 07 rows are MFCC)
+    stft = tradeoffs.recorded_rows("kws", {"cnn": {"top1": 0.81}}, cfg, dataset_name="synthetic", features="stft")
+    assert sorted(stft) == [("cnn", "FP32")] and stft[("cnn", "FP32")]["top1"] == 0.5
+
+
+def test_course_settings_per_profile_and_feature_table():
+    from labkit import config
+
+    quick, full, smoke = (config.profile(p) for p in ("quick", "full", "smoke"))
+    mfcc = tradeoffs.course_settings("kws", quick)
+    assert mfcc["features"] == "mfcc_a" and mfcc["pruned_models"] == ("ds_cnn",)  # notebook 07's model only
+    assert len(mfcc["optimizations"]) == 7
+    stft = tradeoffs.course_settings("kws", quick, features="stft")
+    assert stft["optimizations"] == tradeoffs.QUANTIZATION_ROWS and "pruned_models" not in stft
+    assert "pruned_models" not in tradeoffs.course_settings("kws", full, features="stft")
+    assert tradeoffs.course_settings("kws", smoke)["models"] == ("ds_cnn",)
+    assert tradeoffs.course_params("kws", "cnn", "INT8 W", "stft")["features"] == "stft"
+    assert "features" not in tradeoffs.course_settings("forecast", quick)
 
 
 def test_plot_fronts_draws_trials_front_and_constraint_boxes():
@@ -332,6 +350,7 @@ def test_study_name_follows_what_would_change_the_measurements():
     assert name.startswith("forecast-quick-s0-")
     assert search.study_name("forecast", ds, quick.replace(search_trials=400)) == name  # more trials: resume
     assert search.study_name("forecast", ds, quick.replace(finetune_epochs=5)) != name
+    assert search.study_name("forecast", ds, quick.replace(prune_epochs=5)) != name
     assert search.study_name("forecast", ds, quick, seed=1) != name
     assert search.study_name("forecast", ds, quick, space={"model": ["fc_cnn"]}) != name
     ds.x_test = ds.x_test + 1.0  # other data

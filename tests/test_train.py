@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from labkit import metrics, train
+from labkit import augment, metrics, train
 
 from fakes import sine_windows
 
@@ -150,7 +150,7 @@ def _tones(per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.slow
 def test_kws_training_reduces_loss_and_reports_metrics(tmp_data):
     data = FakeKWS(*_tones(20, 0), *_tones(6, 1), *_tones(6, 2), labels=["lo", "mid", "hi"])
-    res = train.train_kws("tinyconv", data, "logmel", epochs=3, batch_size=16, seed=0)
+    res = train.train_kws("tinyconv", data, "logmel", epochs=3, batch_size=16, seed=0, augment=False)
     loss = res.history["loss"]
     assert len(loss) == 3 and loss[-1] < 0.5 * loss[0], loss
     assert res.metrics["top1"] > 0.9                      # three tones are easy to tell apart
@@ -167,6 +167,9 @@ def test_kws_training_reduces_loss_and_reports_metrics(tmp_data):
     assert not silenced.cache_hit and silenced.key != res.key
     aug = train.train_kws("tinyconv", data, "logmel", epochs=1, batch_size=16, seed=0, augment=True)
     assert aug.key != res.key and len(aug.history["loss"]) == 1 and aug.info["augment"]["time_shift_ms"] == 100
+    assert res.info["augment"] is None and res.info["patience"] == 30
+    default = train.train_kws("tinyconv", data, "logmel", epochs=1, batch_size=16, seed=0)  # the default recipe
+    assert default.key == aug.key and default.info["augment"] == dataclasses.asdict(augment.KWS_AUGMENT)
     with pytest.raises(ValueError, match="already synthetic"):
         train.train_kws("tinyconv", dataclasses.replace(data, name="synthetic"), "logmel", epochs=1,
                         extra_synthetic=5)
@@ -190,10 +193,10 @@ def test_extra_synthetic_maps_labels_by_name_into_the_train_split_only(tmp_data,
     assert len(x) == len(data.x_train) + 3 and y[len(data.y_train):].tolist() == [2, 0, 2]
     np.testing.assert_array_equal(x[len(data.y_train)], x_syn[0])
 
-    res = train.train_kws("tinyconv", data, "logmel", epochs=1, batch_size=8, extra_synthetic=2)
+    res = train.train_kws("tinyconv", data, "logmel", epochs=1, batch_size=8, extra_synthetic=2, augment=False)
     assert res.metrics["n_train"] == len(data.y_train) + 3
     assert res.metrics["n"] == len(data.y_test)               # val/test untouched
-    assert res.key != train.train_kws("tinyconv", data, "logmel", epochs=1, batch_size=8).key
+    assert res.key != train.train_kws("tinyconv", data, "logmel", epochs=1, batch_size=8, augment=False).key
 
 
 def test_augmentation_shifts_in_time_and_adds_noise():
@@ -202,14 +205,99 @@ def test_augmentation_shifts_in_time_and_adds_noise():
     x = np.zeros((64, 16000), np.float32)
     x[:, 8000] = 1.0                                            # one click in the middle of every clip
     y = np.arange(64)
-    shifted, y_out = train._augment_fn(train.Augment(time_shift_ms=100, noise_prob=0.0), None)(
+    shifted, y_out = augment.waveform_fn(augment.Augment(time_shift_ms=100, noise_prob=0.0), None)(
         tf.constant(x), tf.constant(y))
     shifted = shifted.numpy()
     assert shifted.shape == x.shape and (y_out.numpy() == y).all()
     pos = shifted.argmax(axis=1)
     assert (np.abs(pos - 8000) <= 1600).all() and len(set(pos)) > 10  # up to +-100 ms, varied
     np.testing.assert_array_equal(shifted.sum(axis=1), 1.0)      # a pure shift: nothing added or lost
-    noisy, _ = train._augment_fn(train.Augment(time_shift_ms=0, noise_prob=1.0, noise_volume=0.1), None)(
+    noisy, _ = augment.waveform_fn(augment.Augment(time_shift_ms=0, noise_prob=1.0, noise_volume=0.1), None)(
         tf.constant(x), tf.constant(y))
     rms = np.sqrt(np.mean((noisy.numpy() - x) ** 2, axis=1))
     assert 0 < rms.min() and rms.max() <= 0.1 + 1e-3          # white noise of RMS <= noise_volume
+
+
+# ------------------------------------------------------------------------ issue 13: recipe options
+def test_spec_masks_blank_bands_of_bounded_width_with_the_clip_mean():
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    f = rng.normal(size=(64, 49, 10, 1)).astype(np.float32) + 3.0
+    aug = augment.Augment(time_shift_ms=0, noise_prob=0, time_masks=1, time_mask_frames=5, freq_masks=1,
+                          freq_mask_bins=2)
+    assert aug.on_features and not aug.on_waveform
+    out, _ = augment.mask_fn(aug)(tf.constant(f), tf.constant(np.arange(64)))
+    out = out.numpy()[..., 0]
+    mean = f[..., 0].mean(axis=(1, 2))
+    changed = out != f[..., 0]
+    for i in range(64):
+        rows = np.flatnonzero(changed[i].all(axis=1))        # masked frames: every bin replaced
+        cols = np.flatnonzero(changed[i].all(axis=0))        # masked bins: every frame replaced
+        assert len(rows) <= 5 and len(cols) <= 2
+        if len(rows):
+            assert rows.max() - rows.min() == len(rows) - 1  # one contiguous band
+        np.testing.assert_allclose(out[i][changed[i]], mean[i], rtol=1e-6)
+        outside = np.ones((49, 10), bool)
+        outside[rows, :] = False
+        outside[:, cols] = False
+        np.testing.assert_array_equal(out[i][outside], f[i, ..., 0][outside])  # the rest untouched
+    assert changed.any(axis=(1, 2)).mean() > 0.5             # most clips got a mask (width 0 is possible)
+
+
+def test_label_smoothing_loss_matches_the_formula():
+    import tensorflow as tf
+
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]], np.float32)
+    y = np.array([0, 1])
+    got = float(augment.smoothed_sparse_ce(3, 0.1)(tf.constant(y), tf.constant(probs)))
+    target = np.full((2, 3), 0.1 / 3)
+    target[[0, 1], y] += 0.9
+    expected = float(np.mean(-(target * np.log(probs)).sum(axis=1)))
+    assert got == pytest.approx(expected, rel=1e-5)
+    assert augment.resolve(None) == augment.KWS_AUGMENT and augment.resolve(False) is None
+    with pytest.raises(TypeError, match="augment must be"):
+        augment.resolve("shift")
+
+
+def test_weighted_mae_weighs_each_target():
+    import tensorflow as tf
+
+    y_true = np.zeros((2, 6, 2), np.float32)
+    y_pred = np.stack([np.full((2, 6), 1.0), np.full((2, 6), 2.0)], axis=-1).astype(np.float32)
+    # weights (1, 3) normalised to mean 1 -> (0.5, 1.5): (0.5 * 1 + 1.5 * 2) / 2 = 1.75 per step
+    loss = train._weighted_mae([1.0, 3.0])(tf.constant(y_true), tf.constant(y_pred)).numpy()
+    np.testing.assert_allclose(loss, 1.75, rtol=1e-6)
+
+
+def test_target_weights_enter_the_cache_key_and_are_checked(tmp_data):
+    w = sine_windows(200)
+    plain = train.train_forecaster("fc_mlp", w, epochs=1, batch_size=32, seed=0)
+    weighted = train.train_forecaster("fc_mlp", w, epochs=1, batch_size=32, seed=0, target_weights=[1.0, 2.0])
+    assert weighted.key != plain.key and weighted.info["target_weights"] == [1.0, 2.0]
+    with pytest.raises(ValueError, match="one per target"):
+        train.train_forecaster("fc_mlp", w, epochs=1, target_weights=[1.0])
+
+
+def test_empty_split_fails_early_with_counts_rule_and_remedy(tmp_path, tmp_data):
+    import hashlib
+
+    from labkit.data import load_kws, splits
+    from labkit.data.audio import wav_bytes
+
+    # speakers whose SHA-1 rule puts them all in the test split
+    speakers = [s for s in (hashlib.sha1(str(i).encode()).hexdigest()[:8] for i in range(400))
+                if splits.which_set(s) == "test"][:3]
+    rng = np.random.default_rng(0)
+    for word in ("no", "yes"):
+        (tmp_path / word).mkdir()
+        for s in speakers:
+            (tmp_path / word / f"{s}_nohash_0.wav").write_bytes(wav_bytes(rng.standard_normal(16000) * 0.1))
+    data = load_kws(str(tmp_path), progress=False)
+    assert (len(data.y_train), len(data.y_val), len(data.y_test)) == (0, 0, 6)
+    with pytest.raises(ValueError) as err:
+        train.train_kws("tinyconv", data, "logmel", epochs=1)
+    msg = str(err.value)
+    assert "train and val splits are empty" in msg and "0/0/6" in msg
+    assert "sha1" in msg.lower() and "80/10/10" in msg and "speakers per split" in msg   # the rule and the counts
+    assert "more speakers" in msg and "split=" in msg                                    # what to do

@@ -22,7 +22,7 @@ from .audio import (
     read_wav,
     write_wav,
 )
-from .kws import KWSData, UnknownWordError, load_kws
+from .kws import KWSData, UnknownWordError, check_splits, load_kws, speaker_folds
 from .registry import (
     DATASETS,
     ChecksumError,
@@ -43,5 +43,6 @@ __all__ = [
     "DownloadError", "EmptyFolderError", "evenly_spaced", "KWSData", "LayoutError", "NotAWavError", "SampleRateError",
     "SampleWidthError", "SynthError", "UnknownWordError", "UnsafeArchiveError", "Windows", "available",
     "fetch", "fix_length", "load_kws", "load_weather", "make_windows", "read_wav", "speaker_id",
+    "check_splits", "speaker_folds",
     "synthetic_clips", "which_set", "write_wav",
 ]

@@ -80,6 +80,13 @@ class KWSData:
     labels: list[str]
     name: str
     info: dict[str, Any] = dataclasses.field(default_factory=dict)
+    noise: np.ndarray | None = dataclasses.field(default=None, repr=False)
+    """Background-noise clips for training augmentation, (N, 16000) float32: the *training* split's
+    ``_silence_`` clips or 1 s cuts of the training part of the ``_background_noise_`` recordings
+    (``None`` when the folder has neither). Used by ``train.train_kws``."""
+    speakers: dict[str, np.ndarray] | None = dataclasses.field(default=None, repr=False)
+    """Speaker id of every clip, per split (aligned with ``y_<split>``; ``""`` for silence cuts).
+    Used by :func:`speaker_folds` (benchmarks/kws_real.py)."""
 
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """``(x, y)`` of ``"train"``, ``"val"`` or ``"test"`` (``"validation"``/``"testing"`` also work)."""
@@ -300,13 +307,16 @@ def _load_folder(root: Path, *, name: str, words: list[str] | None, unknown: boo
 
     order = {lab: i for i, lab in enumerate(labels)}
     items.sort(key=lambda it: (SPLITS.index(it.split), order[it.label], str(it.path or ""), it.cut or ()))
+    train_noise = _training_noise(dirs, split_of, noise, percents)
     x, n_padded, n_trimmed = _decode(items, noise, pad=pad, progress=progress, desc=str(name))
     y = np.array([order[it.label] for it in items], dtype=np.int64)
     split_idx = np.array([SPLITS.index(it.split) for it in items])
-    arrays = {}
+    clip_speakers = np.array([speaker_id(it.path.name) if it.path is not None else "" for it in items], dtype=object)
+    arrays, by_split = {}, {}
     for i, s in enumerate(SPLITS):
         sel = split_idx == i
         arrays[f"x_{s}"], arrays[f"y_{s}"] = x[sel], y[sel]
+        by_split[s] = clip_speakers[sel].astype(str)
 
     speakers = {s: sorted({speaker_id(it.path.name) for it in items
                            if it.split == s and it.path is not None and "_nohash_" in it.path.name}) for s in SPLITS}
@@ -328,7 +338,110 @@ def _load_folder(root: Path, *, name: str, words: list[str] | None, unknown: boo
     }
     overlap = set(speakers["train"]) & (set(speakers["val"]) | set(speakers["test"]))
     info["speaker_overlap"] = len(overlap)   # 0 for the hash split; the official v2 lists are disjoint too
-    return KWSData(**arrays, labels=labels, name=str(name), info=info)
+    info["noise_clips"] = 0 if train_noise is None else int(len(train_noise))
+    return KWSData(**arrays, labels=labels, name=str(name), info=info, noise=train_noise, speakers=by_split)
+
+
+def _training_noise(dirs: dict[str, Path], split_of: Any, noise: list[np.ndarray],
+                    percents: tuple[float, float, float]) -> np.ndarray | None:
+    """Background noise for augmentation from the training split only: the ``_silence_`` clips whose
+    split is "train", else 1 s cuts of the first ``percents[0]`` % of every ``_background_noise_``
+    recording (the region :func:`_silence_cuts` draws training silence from)."""
+    if SILENCE in dirs:
+        clips = [fix_length(read_wav(f), CLIP_SAMPLES) for f in list_wavs(dirs[SILENCE]) if split_of(f) == "train"]
+    elif BACKGROUND in dirs:
+        recordings = noise or [read_wav(f) for f in list_wavs(dirs[BACKGROUND])]
+        clips = []
+        for rec in recordings:
+            usable = rec[:int(percents[0] / 100.0 * len(rec))]
+            clips += [usable[i:i + CLIP_SAMPLES] for i in range(0, len(usable) - CLIP_SAMPLES + 1, CLIP_SAMPLES)]
+    else:
+        return None
+    return np.stack(clips).astype(np.float32) if clips else None
+
+
+def check_splits(data: Any) -> None:
+    """Fail early, and say what to do, when a split training needs (train, validation) is empty: which
+    split, the clip counts, the speakers per split and the split rule (instead of a ``buffer_size must be
+    greater than zero`` deep inside tf.data). Used by ``train.train_kws``."""
+    sizes = {s: len(getattr(data, f"y_{s}")) for s in SPLITS}
+    empty = [s for s in ("train", "val") if sizes[s] == 0]
+    if not empty:
+        return
+    info = getattr(data, "info", None) or {}
+    speakers = info.get("speakers")
+    who = ("; speakers per split " + ", ".join(f"{k} {v}" for k, v in speakers.items())
+           if isinstance(speakers, dict) else "")
+    raise ValueError(
+        f"dataset {getattr(data, 'name', '?')!r}: the {' and '.join(empty)} split{'s are' if len(empty) > 1 else ' is'} "
+        f"empty (clips train/val/test = {sizes['train']}/{sizes['val']}/{sizes['test']}{who}); split rule: "
+        f"{info.get('split_rule', 'unknown')}. Clips go to a split by a hash of their SPEAKER (the file-name prefix "
+        "before '_nohash_'), so a folder with few speakers can put all of them in one split. Add clips from more "
+        "speakers, change the percentages with load_kws(..., split=(train, val, test)), or build speaker-disjoint "
+        "folds with data.speaker_folds(...).")
+
+
+def speaker_folds(data: KWSData, folds: int = 5, *, val_fraction: float = 0.1, seed: int = 0) -> list[KWSData]:
+    """Speaker-disjoint k-fold cross-validation splits of ``data`` (all three splits pooled).
+
+    Speakers (``data.speakers``, from the Speech Commands file names) are shuffled with ``seed`` and dealt
+    to ``folds`` folds, each to the fold with the fewest clips so far (largest speakers first), so the folds
+    hold about the same number of clips. Fold ``i`` tests on its own speakers, validates on about
+    ``val_fraction`` of the other speakers' clips (whole speakers, drawn with ``seed + 1 + i``) and trains
+    on the rest: no speaker is in two splits of a fold, and every speaker is tested exactly once. Silence
+    cuts without a speaker count as speakers of their own. ``noise`` is kept. Returns one
+    :class:`KWSData` per fold (``info["fold"]``, ``info["split_rule"]``, ``info["counts"]``).
+    Used by benchmarks/kws_real.py.
+    """
+    if data.speakers is None:
+        raise ValueError("speaker_folds needs the speaker id of every clip (data.speakers); load the data with "
+                         "load_kws, which reads them from the Speech Commands file names")
+    folds = int(folds)
+    if folds < 2:
+        raise ValueError(f"folds must be >= 2, got {folds}")
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
+    x = np.concatenate([data.x_train, data.x_val, data.x_test])
+    y = np.concatenate([data.y_train, data.y_val, data.y_test])
+    spk = np.concatenate([np.asarray(data.speakers[s], dtype=object) for s in SPLITS])
+    spk = np.array([s if s else f"_cut{i}" for i, s in enumerate(spk)]).astype(str)
+    names, counts = np.unique(spk, return_counts=True)
+    if len(names) < folds:
+        raise ValueError(f"{len(names)} speakers cannot fill {folds} speaker-disjoint folds; use fewer folds")
+    order = np.random.default_rng(seed).permutation(len(names))
+    order = order[np.argsort(-counts[order], kind="stable")]    # largest speakers first, ties shuffled
+    fold_of: dict[str, int] = {}
+    load = np.zeros(folds, dtype=np.int64)
+    for i in order:
+        f = int(np.argmin(load))
+        fold_of[str(names[i])] = f
+        load[f] += counts[i]
+    clip_fold = np.array([fold_of[s] for s in spk])
+    size = dict(zip(names.tolist(), counts.tolist()))
+    out = []
+    for f in range(folds):
+        rest = sorted(set(spk[clip_fold != f].tolist()))
+        picked, total, target = set(), 0, val_fraction * sum(size[n] for n in rest)
+        for i in np.random.default_rng(seed + 1 + f).permutation(len(rest)):
+            if total >= target:
+                break
+            picked.add(rest[i])
+            total += size[rest[i]]
+        split = np.where(clip_fold == f, 2, np.where(np.isin(spk, list(picked)), 1, 0))
+        arrays, speakers = {}, {}
+        for i, s in enumerate(SPLITS):
+            sel = split == i
+            arrays[f"x_{s}"], arrays[f"y_{s}"] = x[sel], y[sel]
+            speakers[s] = np.asarray([t if not t.startswith("_cut") else "" for t in spk[sel]])
+        info = {**data.info, "fold": f, "folds": folds,
+                "split_rule": f"speaker-disjoint {folds}-fold cross-validation (seed {seed}): fold {f} tests, "
+                              f"~{val_fraction:.0%} of the other speakers validate",
+                "counts": {s: {lab: int(np.sum(arrays[f"y_{s}"] == k)) for k, lab in enumerate(data.labels)}
+                           for s in SPLITS},
+                "speakers": {s: len(set(speakers[s]) - {""}) for s in SPLITS}}
+        out.append(KWSData(**arrays, labels=list(data.labels), name=f"{data.name} fold {f}/{folds}", info=info,
+                           noise=data.noise, speakers=speakers))
+    return out
 
 
 def _cap_label(items: list[_Item], label: str, caps: dict[str, int], rng: np.random.Generator) -> list[_Item]:

@@ -7,6 +7,7 @@
 ``quantization``   notebook 06: PTQ / QAT bit sweeps, the summary of real int8 files, worked tables
 ``pruning``        notebook 07: the pruning sweep, norms, summary tables
 ``tradeoffs``      notebook 08: the course's summary tables (gathered from notebooks 05/07 or measured)
+``claims``         notebook 09: the course's claims (K1-K8, F1-F4) checked on the recorded results
 =================  ====================================================================================
 
 Submodules load on first use (``experiments.conversion.compare_modes_kws(...)``), so importing one
@@ -16,6 +17,6 @@ from __future__ import annotations
 
 from .. import lazy_submodules
 
-_SUBMODULES = ("training", "estimation", "conversion", "quantization", "pruning", "tradeoffs")
+_SUBMODULES = ("training", "estimation", "conversion", "quantization", "pruning", "tradeoffs", "claims")
 
 __getattr__, __dir__ = lazy_submodules(__name__, _SUBMODULES, globals())

@@ -21,7 +21,7 @@ from ..tasks import Task
 if TYPE_CHECKING:  # pragma: no cover
     import tensorflow as tf
 
-__all__ = ["SPARSITIES", "KEEP_WIDTHS", "SUMMARY_LEVELS", "sweep_settings", "sparsity_comparison", "width_table",
+__all__ = ["last_pruned_sparsity", "SPARSITIES", "KEEP_WIDTHS", "SUMMARY_LEVELS", "sweep_settings", "sparsity_comparison", "width_table",
            "schedule_table", "measure", "interleaved_latency", "SweepResult", "sweep", "compare_norms",
            "summary_table", "summary_key"]
 
@@ -43,20 +43,26 @@ or sparsity (sparse); all fine-tuned."""
 
 def sweep_settings(cfg: config.Profile) -> dict[str, Any]:
     """Keyword arguments of :func:`sweep` for a run profile: levels, fine-tuning epochs and samples
-    (``tasks.finetune_settings``, the same as notebook 08's), latency runs.
+    (``tasks.finetune_settings``: ``cfg.prune_epochs``, the same as notebook 08's), latency runs.
 
     ``smoke`` sweeps only the summary-table levels, fine-tunes on at most 256 samples and retrains no
-    width multiplier; ``quick`` sweeps 5 sparsities and 5 kept widths and retrains alpha 0.5; ``full``
-    also retrains every kept width as a width multiplier. Used by notebook 07 and benchmarks/pruning.py.
+    width multiplier; ``quick`` prunes 5 sparsities and 5 kept widths one-shot, fine-tunes the summary
+    levels only (Sparse 0.8/0.9, Structured 0.75/0.5: each fine-tune costs ``prune_epochs`` epochs) and
+    retrains alpha 0.5; ``full`` fine-tunes every level and retrains every kept width as a width
+    multiplier. Every profile adds the "baseline fine-tuned" control. Used by notebook 07 and
+    benchmarks/pruning.py.
     """
     finetune = tasks.finetune_settings(cfg)
+    summary_s = tuple(lv for m, lv in SUMMARY_LEVELS.values() if m == "sparse")
+    summary_w = tuple(lv for m, lv in SUMMARY_LEVELS.values() if m == "structured")
     out: dict[str, Any] = {"finetune_epochs": finetune["epochs"], "bench_runs": int(cfg.bench_runs),
                            "bench_warmup": int(cfg.bench_warmup), "max_train_samples": finetune["max_train_samples"],
-                           "sparsities": SPARSITIES, "keep_widths": KEEP_WIDTHS, "alphas": (0.5,)}
+                           "sparsities": SPARSITIES, "keep_widths": KEEP_WIDTHS, "alphas": (0.5,),
+                           "finetuned_sparsities": summary_s, "finetuned_keep_widths": summary_w}
     if cfg.name == "smoke":
-        out.update(sparsities=(0.8, 0.9), keep_widths=(0.75, 0.5), alphas=())
+        out.update(sparsities=summary_s, keep_widths=summary_w, alphas=())
     elif cfg.name == "full":
-        out.update(alphas=KEEP_WIDTHS)
+        out.update(alphas=KEEP_WIDTHS, finetuned_sparsities=SPARSITIES, finetuned_keep_widths=KEEP_WIDTHS)
     return out
 
 
@@ -96,11 +102,29 @@ def schedule_table(sparsity: float, total_steps: int, *, frequency: int = 100) -
     rows = []
     for label, sched, end in (("end_step = total steps", naive, int(total_steps)),
                               ("end_step aligned (labkit)", aligned, info["end_step"])):
-        step, reached = prune.last_pruned_sparsity(sched, total_steps)
+        step, reached = last_pruned_sparsity(sched, total_steps)
         rows.append({"schedule": label, "total_steps": int(total_steps), "frequency": int(frequency),
                      "end_step": end, "last_pruning_step": step, "target": float(sparsity),
                      "reached": round(reached, 4)})
     return pd.DataFrame(rows).set_index("schedule")
+
+
+def last_pruned_sparsity(schedule: Any, total_steps: int) -> tuple[int, float]:
+    """``(step, sparsity)`` of the last pruning update a tfmot schedule makes within ``total_steps``
+    training steps (steps 1..total_steps, as the pruning wrapper counts them); ``(0, 0.0)`` if none.
+
+    Used by :func:`schedule_table` (notebook 07) and tests/test_prune.py.
+    """
+    import tensorflow as tf
+
+    steps = tf.range(1, int(total_steps) + 1, dtype=tf.int64)
+    should, sparsity = schedule(steps)
+    should = np.asarray(should).reshape(-1)
+    sparsity = np.broadcast_to(np.asarray(sparsity, np.float64).reshape(-1), should.shape)
+    hits = np.flatnonzero(should)
+    if hits.size == 0:
+        return 0, 0.0
+    return int(hits[-1] + 1), float(sparsity[hits[-1]])
 
 
 def _nonzero_macs(model: "tf.keras.Model", profile: pd.DataFrame) -> int:
@@ -177,6 +201,8 @@ class SweepResult:
 def _variant(method: str, level: float, training: str) -> str:
     if method == "baseline":
         return "baseline"
+    if method == "control":
+        return "baseline fine-tuned"
     return f"{method} {level:g} {training}"
 
 
@@ -187,7 +213,9 @@ def sweep(
     sparsities: Sequence[float] = SPARSITIES,
     keep_widths: Sequence[float] = KEEP_WIDTHS,
     alphas: Sequence[float] = (0.75, 0.5),
-    finetune_epochs: int = 3,
+    finetune_epochs: int = 15,
+    finetuned_sparsities: Sequence[float] | None = None,
+    finetuned_keep_widths: Sequence[float] | None = None,
     learning_rate: float | None = None,
     norm: str = "l1",
     bench_runs: int = 100,
@@ -195,6 +223,7 @@ def sweep(
     max_train_samples: int | None = None,
     precomputed: Mapping[str, "tf.keras.Model"] | None = None,
     recalibrate: bool = True,
+    finetune_baseline: bool = True,
     progress: bool = True,
 ) -> SweepResult:
     """Prune the trained ``model`` of ``task`` at every level, with and without fine-tuning, and
@@ -204,25 +233,39 @@ def sweep(
     fine-tuned`` (``prune.prune_finetune``) for each sparsity ``s``; ``structured w one-shot``
     (``prune.prune_channels`` removing ``1 - w`` of the channels, ranked by ``norm``) and ``structured w
     fine-tuned`` for each kept width ``w``; ``alpha a retrained`` (the model built with width
-    multiplier ``a`` and trained from scratch, ``task.train(a)``). With ``recalibrate`` the one-shot
-    variants get their BatchNorm statistics re-estimated (``prune.recalibrate_bn``, no training). The
-    baseline, fine-tuned and
-    retrained variants are converted to int8 (sparse ones and the baseline also to float32); one-shot
-    variants share the architecture of their fine-tuned twin, whose measured CPU latency they take
-    (column ``latency_of``). Fine-tuning starts at ``learning_rate`` (default: the task's training
-    learning rate) and decays it; ``max_train_samples`` fine-tunes on an evenly spaced subset (smoke runs);
-    ``precomputed`` maps variant names (e.g. ``"sparse 0.8 fine-tuned"``) to models already made with
-    the same settings, which are measured instead of being pruned again.
+    multiplier ``a`` and trained from scratch, ``task.train(a)``). ``finetuned_sparsities`` /
+    ``finetuned_keep_widths`` (default: every level) restrict the fine-tuned twins to some levels; the
+    one-shot variants cover every level (fine-tuning is what costs). One-shot sparse variants prune the
+    same layers as ``prune.prune_finetune`` (``prune.pruned_layers``: depthwise and output kernels dense).
+    With ``recalibrate`` the one-shot variants get their BatchNorm statistics re-estimated
+    (``prune.recalibrate_bn``, no training). The baseline, fine-tuned and retrained variants are converted
+    to int8 (sparse ones and the baseline also to float32); a one-shot variant takes the measured CPU
+    latency of its fine-tuned twin (same architecture; sparse: the baseline's), column ``latency_of``.
+    Fine-tuning starts at ``learning_rate`` (default: ``task.finetune_kwargs``, the training learning rate
+    x ``tasks.FINETUNE_LR_SCALE``) and decays it; ``max_train_samples`` fine-tunes on an evenly spaced
+    subset (smoke runs); ``precomputed`` maps variant names (e.g. ``"sparse 0.8 fine-tuned"``) to models
+    already made with the same settings, which are measured instead of being pruned again.
+    ``finetune_baseline`` adds ``baseline fine-tuned`` (method ``control``): the unpruned model fine-tuned
+    with the very same budget, the fair reference when the baseline was not trained to convergence (the
+    quick profile's 10-epoch DS-CNN gained 7 points from 15 more epochs: part of a pruned model's
+    "recovery" is then just more training).
     Used by notebook 07 and benchmarks/pruning.py.
     """
     from tqdm.auto import tqdm
 
     x_fit, y_fit = task.training_subset(max_train_samples)
 
+    tuned_s = [float(v) for v in (sparsities if finetuned_sparsities is None else finetuned_sparsities)]
+    tuned_w = [float(v) for v in (keep_widths if finetuned_keep_widths is None else finetuned_keep_widths)]
     jobs: list[tuple[str, float, str]] = [("baseline", 1.0, "none")]
-    jobs += [("sparse", float(s), t) for s in sparsities for t in ("one-shot", "fine-tuned")]
-    jobs += [("structured", float(w), t) for w in keep_widths for t in ("one-shot", "fine-tuned")]
+    if finetune_baseline:
+        jobs.append(("control", 1.0, "fine-tuned"))
+    jobs += [("sparse", v, t) for v in sorted({*map(float, sparsities), *tuned_s})
+             for t in ("one-shot", "fine-tuned") if t == "one-shot" or v in tuned_s]
+    jobs += [("structured", v, t) for v in sorted({*map(float, keep_widths), *tuned_w}, reverse=True)
+             for t in ("one-shot", "fine-tuned") if t == "one-shot" or v in tuned_w]
     jobs += [("alpha", float(a), "retrained") for a in alphas]
+    oneshot_layers = prune.pruned_layers(model)
     rows, models, files = [], {}, {}
     fit_kw = task.finetune_kwargs(finetune_epochs)
     if learning_rate is not None:
@@ -234,8 +277,10 @@ def sweep(
             variant = precomputed[name]
         elif method == "baseline":
             variant = model
+        elif method == "control":
+            variant = prune.finetune(model, x_fit, y_fit, **fit_kw).model
         elif method == "sparse" and training == "one-shot":
-            variant = prune.prune_oneshot(model, level)
+            variant = prune.prune_oneshot(model, level, layers=oneshot_layers)
             if recalibrate:
                 variant = prune.recalibrate_bn(variant, x_fit)
         elif method == "sparse":
@@ -249,8 +294,9 @@ def sweep(
         else:
             variant = task.train(level).model
         seconds = time.perf_counter() - t0 if name not in (precomputed or {}) else float("nan")
-        if training == "one-shot":
-            modes: tuple[str, ...] = ()
+        twin = _variant(method, level, "fine-tuned") if (method, level, "fine-tuned") in jobs else None
+        if training == "one-shot":  # same architecture as its fine-tuned twin (sparse: as the baseline)
+            modes: tuple[str, ...] = () if twin or method == "sparse" else ("int8_wa",)
         elif method in ("baseline", "sparse"):
             modes = ("int8_wa", "fp32")
         else:
@@ -258,7 +304,7 @@ def sweep(
         row, converted = measure(task, variant, modes=modes, latency=False)
         rows.append({"task": task.name, "model": task.model_name, "variant": name, "method": method,
                      "level": level, "training": training, **row,
-                     "latency_of": name if "int8_wa" in converted else _variant(method, level, "fine-tuned"),
+                     "latency_of": name if "int8_wa" in converted else twin or "baseline",
                      "prune_s": seconds if method != "alpha" else float("nan")})
         models[name], files[name] = variant, converted
     table = pd.DataFrame(rows)
@@ -292,8 +338,9 @@ def compare_norms(task: Task, model: "tf.keras.Model", keep_widths: Sequence[flo
 
 def summary_table(result: SweepResult | pd.DataFrame, task: Task,
                   levels: Mapping[str, tuple[str, float]] = SUMMARY_LEVELS) -> pd.DataFrame:
-    """The course's summary table for one task: the baseline and each ``levels`` row (fine-tuned), with
-    the metric of the Keras model (``value``, the effect of pruning alone) and of the int8 .tflite
+    """The course's summary table for one task: the baseline, the unpruned baseline fine-tuned with the
+    pruned rows' budget (``Baseline fine-tuned``, when the sweep has it) and each ``levels`` row (fine-tuned),
+    with the metric of the Keras model (``value``, the effect of pruning alone) and of the int8 .tflite
     (``value_int8``, pruning plus quantization), the int8 file's size and zlib size in kB, its measured
     CPU latency, the estimated MCU latency, and the change against the baseline (metrics in their own
     units, the rest in %). Used by notebook 07 and benchmarks/pruning.py.
@@ -301,6 +348,8 @@ def summary_table(result: SweepResult | pd.DataFrame, task: Task,
     table = result.table if isinstance(result, SweepResult) else result
     table = table[table["task"] == task.name].set_index("variant")
     wanted = {"Baseline": "baseline"}
+    if "baseline fine-tuned" in table.index:
+        wanted["Baseline fine-tuned"] = "baseline fine-tuned"
     wanted.update({label: _variant(method, level, "fine-tuned") for label, (method, level) in levels.items()})
     missing = [v for v in wanted.values() if v not in table.index]
     if missing:
@@ -332,7 +381,7 @@ def summary_key(summary: pd.DataFrame) -> dict[str, float]:
     for r in summary.itertuples(index=False):
         name = f"{r.task} {r.variant.lower()}"
         key[f"{name} {r.metric}"] = round(float(r.value), 4)
-        if r.variant != "Baseline":
+        if not r.variant.startswith("Baseline"):
             key[f"{name} zlib %"] = round(float(r.zlib_change_pct), 1)
             key[f"{name} latency %"] = round(float(r.latency_change_pct), 1)
     return key

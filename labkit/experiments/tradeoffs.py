@@ -13,8 +13,8 @@ from .. import config, results, train
 from ..search import PARAM_DEFAULTS, _MEMO, _check_task, _key, _memo_key, make_objective, normalize_params
 from .pruning import sweep_settings
 
-__all__ = ["COURSE_MODELS", "COURSE_OPTIMIZATIONS", "COURSE_FEATURES", "course_settings", "course_params",
-           "recorded_rows", "course_table"]
+__all__ = ["COURSE_MODELS", "COURSE_OPTIMIZATIONS", "COURSE_FEATURES", "QUANTIZATION_ROWS", "course_settings",
+           "course_params", "recorded_rows", "course_table"]
 
 
 COURSE_MODELS: dict[str, tuple[str, ...]] = {
@@ -31,7 +31,11 @@ converted to INT8 W+A, as in notebook 07's summary (Structured 0.75 keeps 75 % o
 0.8 zeroes 80 % of the weights)."""
 
 COURSE_FEATURES = "mfcc_a"
-"""The KWS features of the summary table (the deployment features of notebooks 05-07)."""
+"""The KWS features of the summary table (the deployment features of notebooks 05-07); the course has a
+second KWS table on ``"stft"`` (``course_table(..., features="stft")``)."""
+
+QUANTIZATION_ROWS: tuple[str, ...] = ("FP32", "INT8 W", "INT8 W+A")
+"""The course-table rows that need no fine-tuning (conversions of the trained model)."""
 
 _COLUMNS = {
     "kws": {"top1": "Top-1", "tflite_kb": "TFLite kB", "size_kb": "zlib kB", "inference_ms": "Latency ms",
@@ -41,22 +45,34 @@ _COLUMNS = {
 }
 
 
-def course_settings(task: str, cfg: config.Profile) -> dict[str, tuple[str, ...]]:
-    """``models`` and ``optimizations`` of :func:`course_table` for a profile: everything, except under
-    ``smoke``, which keeps the rows its search space already measures (one model, two rows).
-    Used by notebook 08."""
+def course_settings(task: str, cfg: config.Profile, features: str = COURSE_FEATURES) -> dict[str, Any]:
+    """``models``, ``optimizations``, ``features`` (KWS) and ``pruned_models`` of :func:`course_table` for a
+    profile: everything, except under ``smoke``, which keeps the rows its search space already measures
+    (one model, two rows), and under ``quick``, whose KWS pruning rows are measured for DS-CNN on the MFCC
+    features only (notebook 07 fine-tuned it; each other pruned row would cost another ``prune_epochs``
+    fine-tune) and whose STFT table has the quantization rows only. Used by notebook 08."""
     _check_task(task)
+    out: dict[str, Any]
     if cfg.name == "smoke":
-        return ({"models": ("ds_cnn",), "optimizations": ("FP32", "INT8 W+A")} if task == "kws"
-                else {"models": ("fc_mlp",), "optimizations": ("INT8 W+A", "Sparse 0.8")})
-    return {"models": COURSE_MODELS[task], "optimizations": tuple(COURSE_OPTIMIZATIONS)}
+        out = ({"models": ("ds_cnn",), "optimizations": ("FP32", "INT8 W+A")} if task == "kws"
+               else {"models": ("fc_mlp",), "optimizations": ("INT8 W+A", "Sparse 0.8")})
+    else:
+        out = {"models": COURSE_MODELS[task], "optimizations": tuple(COURSE_OPTIMIZATIONS)}
+    if task == "kws":
+        out["features"] = features
+        if cfg.name == "quick" and features == COURSE_FEATURES:
+            out["pruned_models"] = ("ds_cnn",)
+        elif cfg.name == "quick":
+            out["optimizations"] = QUANTIZATION_ROWS
+    return out
 
 
-def course_params(task: str, model: str, optimization: str) -> dict[str, Any]:
-    """The full search parameters of one row of the course's table. Used by :func:`course_table`."""
+def course_params(task: str, model: str, optimization: str, features: str = COURSE_FEATURES) -> dict[str, Any]:
+    """The full search parameters of one row of the course's table (KWS: on ``features``).
+    Used by :func:`course_table`."""
     if optimization not in COURSE_OPTIMIZATIONS:
         raise ValueError(f"unknown optimization {optimization!r}; rows: {list(COURSE_OPTIMIZATIONS)}")
-    extra = {"features": COURSE_FEATURES} if task == "kws" else {}
+    extra = {"features": features} if task == "kws" else {}
     return normalize_params(task, {"model": model, **extra, **COURSE_OPTIMIZATIONS[optimization]})
 
 
@@ -82,7 +98,8 @@ def _same_settings(doc: Mapping[str, Any] | None, cfg: config.Profile, expected:
 
 
 def recorded_rows(task: str, baselines: Mapping[str, Mapping[str, Any]], cfg: config.Profile, *,
-                  dataset_name: str = "", directory: str | Path | None = None) -> dict[tuple[str, str], dict[str, Any]]:
+                  dataset_name: str = "", directory: str | Path | None = None,
+                  features: str = COURSE_FEATURES) -> dict[tuple[str, str], dict[str, Any]]:
     """Course-table rows notebooks 05 and 07 already measured, ``{(model, optimization): metrics}``, kept only
     where they were measured the way ``search.evaluate_kws`` / ``search.evaluate_forecast`` would: same profile
     settings (benchmark runs, evaluation limit, fine-tuning epochs) and the *same trained model*: the
@@ -105,7 +122,7 @@ def recorded_rows(task: str, baselines: Mapping[str, Mapping[str, Any]], cfg: co
                 continue
             sizes = {"size_kb": r["zlib_kb"], "tflite_kb": r["tflite_kb"], "inference_ms": r["inference_ms"],
                      "total_ms": r["total_ms"], "source": "notebook 05"}
-            if task == "kws" and r["model"] == f"{model} · {COURSE_FEATURES}" \
+            if task == "kws" and r["model"] == f"{model} · {features}" \
                     and _close(r.get("keras_top1"), baselines[model].get("top1"), 1e-9):
                 out[(model, mode)] = {"top1": r["top1"], **sizes}
             elif task == "forecast" and mode != "INT8 W+A" \
@@ -114,7 +131,7 @@ def recorded_rows(task: str, baselines: Mapping[str, Mapping[str, Any]], cfg: co
     if task != "kws" or cfg.eval_limit is not None:  # notebook 07 scores the whole test split
         return out
     settings = sweep_settings(cfg)
-    expected = {"features": COURSE_FEATURES, "norm": "l1", "dataset": dataset_name or None,
+    expected = {"features": features, "norm": "l1", "dataset": dataset_name or None,
                 **{k: settings[k] for k in ("finetune_epochs", "bench_runs", "max_train_samples")}}
     if not dataset_name:
         expected.pop("dataset")
@@ -133,14 +150,17 @@ def recorded_rows(task: str, baselines: Mapping[str, Mapping[str, Any]], cfg: co
 
 def course_table(task: str, dataset: Any, cfg: config.Profile, *, seed: int = 0, models: Sequence[str] | None = None,
                  optimizations: Sequence[str] | None = None, trials: pd.DataFrame | None = None,
-                 gather: bool = True, directory: str | Path | None = None, progress: bool = True) -> pd.DataFrame:
+                 gather: bool = True, directory: str | Path | None = None, progress: bool = True,
+                 features: str = COURSE_FEATURES, pruned_models: Sequence[str] | None = None) -> pd.DataFrame:
     """The course's summary table of ``task``: one row per model and optimization (:data:`COURSE_MODELS`
     x :data:`COURSE_OPTIMIZATIONS`) with the metric of the .tflite, its raw and zlib size in kB and its
     latency, and where each number comes from (``Source``): a configuration measured in this process or
     found among ``trials`` (a search's trials), else a row notebook 05 or 07 recorded for the very same
     model (``gather=True``, see :func:`recorded_rows`), else it is measured now through the caches. A
     configuration that cannot be built (structured pruning of the LSTM) gets a note instead of numbers.
-    Used by notebook 08."""
+    KWS tables use ``features`` (the course has one table per feature type: ``"mfcc_a"``, ``"stft"``);
+    ``pruned_models`` (default: all) are the models whose pruning rows are measured, the others' pruning
+    rows say so instead of costing a fine-tune each (:func:`course_settings`). Used by notebook 08."""
     from tqdm.auto import tqdm
 
     _check_task(task)
@@ -157,19 +177,22 @@ def course_table(task: str, dataset: Any, cfg: config.Profile, *, seed: int = 0,
     if gather:
         with train.quiet_cache_hits():
             if task == "kws":
-                base = {m: train.train_kws(m, dataset, COURSE_FEATURES, **train.kws_settings(cfg), seed=seed).metrics
+                base = {m: train.train_kws(m, dataset, features, **train.kws_settings(cfg), seed=seed).metrics
                         for m in models}
             else:
                 base = {m: train.train_forecaster(m, dataset, **train.forecast_settings(cfg), seed=seed).metrics
                         for m in models}
-        recorded = recorded_rows(task, base, cfg, dataset_name=str(getattr(dataset, "name", "")), directory=directory)
+        recorded = recorded_rows(task, base, cfg, dataset_name=str(getattr(dataset, "name", "")), directory=directory,
+                                 features=features)
     rows = []
     cells = [(m, o) for m in models for o in optimizations]
     for model, opt in tqdm(cells, desc=f"{task} summary table", disable=not progress, leave=False):
-        p = course_params(task, model, opt)
+        p = course_params(task, model, opt, features)
         memo = _memo_key(task, dataset, cfg, seed, p)
         row: dict[str, Any] = {"Model": model, "Optimization": opt}
-        if _key(p) in by_key:
+        if opt not in QUANTIZATION_ROWS and pruned_models is not None and model not in pruned_models:
+            found = {"source": f"not measured under the {cfg.name} profile (fine-tuning budget)"}
+        elif _key(p) in by_key:
             found = by_key[_key(p)]
         elif memo in _MEMO:
             found = {**_MEMO[memo], "source": "measured here"}

@@ -34,11 +34,11 @@ def kws_plan(models: Sequence[str], features: Sequence[str]) -> list[tuple[str, 
 
 
 def kws_table(results: Mapping[str, TrainResult]) -> "pd.DataFrame":
-    """One row per KWS run: model, features, test top-1, best validation top-1, params, float32 size,
+    """One row per KWS run: model, features, test top-1, best validation top-1, test clips (``n``), params, float32 size,
     train time, epochs run, cache hit. Used by notebooks 03 and 08."""
     import pandas as pd
 
-    cols = ["model", "features", "top1", "val_top1", "params", "size_kb", "train_time_s", "epochs", "cache_hit"]
+    cols = ["model", "features", "top1", "val_top1", "n", "params", "size_kb", "train_time_s", "epochs", "cache_hit"]
     rows = []
     for name, res in results.items():
         row = res.row()

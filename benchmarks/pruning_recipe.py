@@ -1,0 +1,130 @@
+"""Why pruning lost accuracy, and the recipe that fixed it: fine-tuned pruning variants side by side.
+
+For DS-CNN (MFCC) keyword spotting and the fc_mlp forecaster of a profile, prunes the trained baseline
+(from the model cache of notebooks 03/04) to Sparse 0.8 / 0.9 and Structured 0.5 with several recipes and
+prints the test metric (Keras float), the validation metric, the total kernel sparsity and the time:
+
+* ``old``: the recipe before issue 13 (3 epochs, depthwise and output kernels pruned, training LR);
+* ``old, lr 5e-4``: the same at the lower learning rate the search once used;
+* ``depthwise dense``: tfmot's default (depthwise kernels never pruned), 3 epochs;
+* ``recipe``: ``prune.prune_finetune``'s defaults (depthwise and output kernels dense) at the task's
+  fine-tuning learning rate (``Task.finetune_kwargs``: training LR x ``tasks.FINETUNE_LR_SCALE``) for the
+  profile's ``prune_epochs``: what notebooks 07 and 08 use;
+* ``recipe + BN re-estimated``: the same with ``recalibrate=True``;
+* references: the unpruned baseline fine-tuned with the same budget (the control), one-shot (BN
+  re-estimated, the same layers) and the alpha=0.5 network trained from scratch.
+
+    .venv/bin/python benchmarks/pruning_recipe.py [--profile quick] [--seed 0] [--tasks kws forecast]
+                                                  [--variants old recipe] [--epochs 15]
+
+Measured (quick, seed 0, DS-CNN baseline 0.860): old Sparse 0.8 / 0.9 / Structured 0.5 0.593 / 0.273 / 0.737;
+recipe (15 epochs, LR 1e-2) 0.903 / 0.870 / 0.867, the unpruned control 0.930. fc_mlp T MAE 0.398: old Sparse
+0.8 0.560, recipe 0.389. Not a test: it prints a table (a few minutes per task on 2 cores).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+import labkit  # noqa: F401  (before TensorFlow)
+import numpy as np
+
+from labkit import config, data, prune, session, tasks, train
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "old": {"epochs": 3, "depthwise": "prune", "skip": (), "lr_scale": 1.0},
+    "old, lr 5e-4": {"epochs": 3, "depthwise": "prune", "skip": (), "learning_rate": 5e-4},
+    "depthwise dense": {"epochs": 3, "depthwise": "dense", "skip": (), "lr_scale": 1.0},
+    "recipe": {},
+    "recipe + BN re-estimated": {"recalibrate": True},
+}
+"""``prune.prune_finetune`` / ``prune.finetune`` keyword arguments of each compared recipe (``recipe``: the
+defaults, ``epochs`` from the profile; ``lr_scale`` 1.0: the training learning rate, as before issue 13)."""
+
+LEVELS: tuple[tuple[str, float], ...] = (("sparse", 0.8), ("sparse", 0.9), ("structured", 0.5))
+
+
+def _val_metric(task: tasks.Task, model: Any) -> float:
+    p = tasks.predict(model, task.x_val)
+    if task.higher_is_better:
+        return float((p.argmax(-1) == task.y_val).mean())
+    return float(np.abs(p - task.y_val).mean())
+
+
+def _row(task: tasks.Task, variant: str, level: str, model: Any, t0: float, **extra: Any) -> dict[str, Any]:
+    return {"task": task.name, "variant": variant, "level": level, **task.evaluate(model),
+            "val": _val_metric(task, model), **extra,
+            "sparsity": float(prune.sparsity_report(model).iloc[-1]["sparsity"]),
+            "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def run_task(task: tasks.Task, variants: list[str], epochs: int) -> list[dict[str, Any]]:
+    """Rows of the comparison for one task."""
+    base = task.train().model
+    t0 = time.perf_counter()
+    rows = [_row(task, "baseline", "-", base, t0)]
+    rows.append(_row(task, "unpruned, same fine-tune (control)", "-",
+                     prune.finetune(base, task.x_train, task.y_train, **task.finetune_kwargs(epochs)).model, t0,
+                     epochs=epochs))
+    for method, level in LEVELS:
+        name = f"{method} {level:g}"
+        for v in variants:
+            kw = {**task.finetune_kwargs(epochs), **VARIANTS[v]}
+            scale = kw.pop("lr_scale", None)
+            if scale is not None:  # relative to the training learning rate
+                kw["learning_rate"] = float(task.learning_rate) * scale
+            t0 = time.perf_counter()
+            if method == "sparse":
+                model = prune.prune_finetune(base, level, task.x_train, task.y_train, **kw).model
+            else:
+                if v == "depthwise dense":  # depthwise/skip only matter for unstructured pruning
+                    continue
+                kw = {k: val for k, val in kw.items() if k not in ("depthwise", "skip")}
+                model = prune.finetune(prune.prune_channels(base, 1.0 - level), task.x_train, task.y_train, **kw).model
+            rows.append(_row(task, v, name, model, t0, epochs=kw["epochs"], lr=kw["learning_rate"]))
+            print({k: (round(x, 4) if isinstance(x, float) else x) for k, x in rows[-1].items()}, flush=True)
+        t0 = time.perf_counter()
+        if method == "sparse":
+            ref = prune.recalibrate_bn(prune.prune_oneshot(base, level, layers=prune.pruned_layers(base)), task.x_train)
+            rows.append(_row(task, "one-shot + BN re-estimated", name, ref, t0))
+        else:
+            rows.append(_row(task, f"alpha {level:g} from scratch", name, task.train(level).model, t0))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    import pandas as pd
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", default="quick", choices=sorted(config.PROFILES))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tasks", nargs="+", default=["kws", "forecast"], choices=["kws", "forecast"])
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs of 'recipe' (default: the "
+                    "profile's prune_epochs)")
+    args = ap.parse_args(argv)
+
+    cfg = session.setup(args.profile, seed=args.seed)
+    epochs = args.epochs or cfg.prune_epochs
+    rows = []
+    t0 = time.perf_counter()
+    if "kws" in args.tasks:
+        kws = data.load_kws(cfg.kws_dataset, per_word=cfg.synth_per_word, seed=args.seed)
+        rows += run_task(tasks.kws_task(kws, "ds_cnn", "mfcc_a", **train.kws_settings(cfg), seed=args.seed),
+                         args.variants, epochs)
+    if "forecast" in args.tasks:
+        windows = data.make_windows(data.load_weather(cfg.forecast_dataset))
+        rows += run_task(tasks.forecast_task(windows, "fc_mlp", **train.forecast_settings(cfg), seed=args.seed),
+                         args.variants, epochs)
+    df = pd.DataFrame(rows)
+    print(f"\n== pruning recipes, profile {cfg.name}, seed {args.seed}, recipe epochs {epochs}, "
+          f"{time.perf_counter() - t0:.0f} s (test metric of the Keras model; val = validation metric)")
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(df.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
