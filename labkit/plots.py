@@ -137,11 +137,11 @@ def _audio_panel(ax, v, panel: str, title: str) -> None:
         ticks = [0, (n - 1) // 2, n - 1]
     else:
         raise ValueError(f"unknown panel {panel!r}; choose from {AUDIO_PANELS}")
+    label = f"{title}: {name}" if ax.get_subplotspec().colspan.start == 0 else name  # before a colour bar
     im = ax.imshow(img.T, origin="lower", aspect="auto", extent=(0, duration, lo, hi), interpolation="nearest", **kw)
     if panel == "mfcc":  # the one panel whose colours are not self-explanatory dB: a colour bar of c1..
         bar = ax.figure.colorbar(im, ax=ax, fraction=0.08, pad=0.02)
         bar.ax.tick_params(labelsize=7)
-    label = f"{title}: {name}" if ax.get_subplotspec().colspan.start == 0 else name
     ax.set(title=label, xlabel="time (s)", ylabel=ylabel, yticks=np.round(ticks, 1),
            xticks=np.linspace(0, duration, 3).round(2))
     ax.grid(False)
