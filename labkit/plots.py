@@ -129,15 +129,19 @@ def _audio_panel(ax, v, panel: str, title: str) -> None:
         ticks = np.linspace(lo, hi, 3)
     elif panel == "mfcc":
         n = v.mfcc.shape[1]
-        # Colour range from c1.. (c0, the log-energy, is an order of magnitude larger and is clipped).
+        # Colour range from c1.. : c0 (the frame's overall log-energy) is an order of magnitude larger and
+        # would wash out the others, so its row saturates at the ends of the colour bar.
         lim = float(np.abs(v.mfcc[:, 1:] if n > 1 else v.mfcc).max()) or 1.0
-        img, name, (lo, hi), ylabel, kw = v.mfcc, f"MFCC ({n} coeff., c0 clipped)", (-0.5, n - 0.5), \
+        img, name, (lo, hi), ylabel, kw = v.mfcc, f"MFCC ({n} coeff.; c0 off scale)", (-0.5, n - 0.5), \
             "coefficient", dict(vmin=-lim, vmax=lim, cmap="coolwarm")
         ticks = [0, (n - 1) // 2, n - 1]
     else:
         raise ValueError(f"unknown panel {panel!r}; choose from {AUDIO_PANELS}")
-    ax.imshow(img.T, origin="lower", aspect="auto", extent=(0, duration, lo, hi), interpolation="nearest", **kw)
-    label = f"{title}: {name}" if ax.get_subplotspec().colspan.start == 0 else name
+    label = f"{title}: {name}" if ax.get_subplotspec().colspan.start == 0 else name  # before a colour bar
+    im = ax.imshow(img.T, origin="lower", aspect="auto", extent=(0, duration, lo, hi), interpolation="nearest", **kw)
+    if panel == "mfcc":  # the one panel whose colours are not self-explanatory dB: a colour bar of c1..
+        bar = ax.figure.colorbar(im, ax=ax, fraction=0.08, pad=0.02)
+        bar.ax.tick_params(labelsize=7)
     ax.set(title=label, xlabel="time (s)", ylabel=ylabel, yticks=np.round(ticks, 1),
            xticks=np.linspace(0, duration, 3).round(2))
     ax.grid(False)
@@ -158,6 +162,7 @@ def audio_views(views: "dict[str, object]", *, panels: "tuple[str, ...]" = AUDIO
     for row, (title, v) in zip(axes, views.items()):
         for ax, panel in zip(row, panels):
             _audio_panel(ax, v, panel, title)
+    fig.labkit_panel_axes = axes  # the panels without their colour bars, row by row (audio_gallery cuts rows)
     return fig
 
 
@@ -180,7 +185,8 @@ def audio_gallery(views: "dict[str, object]", fig: "plt.Figure | None" = None, *
         renderer = fig.canvas.get_renderer()
         height = pixels.shape[0]
         tops = []
-        for row in np.asarray(fig.axes).reshape(len(views), -1):
+        grid = getattr(fig, "labkit_panel_axes", None)
+        for row in (grid if grid is not None else np.asarray(fig.axes).reshape(len(views), -1)):
             boxes = [ax.get_tightbbox(renderer) for ax in row]
             tops.append((max(b.y1 for b in boxes), min(b.y0 for b in boxes)))
     finally:
@@ -376,11 +382,12 @@ def latency_breakdown(frames: "object", *, title: str = "Latency per prediction 
             vals = pivot[stage].fillna(0.0).to_list()
             ax.barh(y, vals, left=left, color=colors[stage], label=stage, height=0.7)
             left = [a + b for a, b in zip(left, vals)]
-        if "total" in pivot.columns:
-            for yi, end, tot in zip(y, left, pivot["total"].to_list()):
-                ax.text(end, yi, f" total {tot:.3g} ms", va="center", fontsize=7)
+        totals = pivot["total"].fillna(0.0).to_list() if "total" in pivot.columns else []
+        right = max(left + totals + [0.0]) or 1.0
+        for yi, end, tot in zip(y, left, totals):  # each label right of its bar, inside the axes
+            ax.text(end + 0.01 * right, yi, f"total {tot:.3g} ms", va="center", fontsize=7)
         ax.set_yticks(y, labels, fontsize=8)
-        ax.set_xlim(0, max(left) * 1.2 if left and max(left) > 0 else 1)
+        ax.set_xlim(0, right * 1.45)  # room for the longest "total ... ms" label
         ax.set_title(name, fontsize=9, loc="left")
     axes[-1, 0].set_xlabel("median ms per prediction")
     handles, names = axes[0, 0].get_legend_handles_labels()

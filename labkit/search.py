@@ -413,7 +413,7 @@ def evaluate_kws(params: Mapping[str, Any], *, data: Any, cfg: config.Profile, s
     Trains the network through the model cache with notebook 03's recipe (``train.kws_settings(cfg)``:
     a cache hit for the models notebooks 03-07 trained), prunes and fine-tunes it if asked
     (:func:`pruned_model`, ``tasks.finetune_settings(cfg)``), converts it with the mode (int8 W+A
-    calibrated on training features) and measures: ``top1`` of the .tflite on the test split (LiteRT; the
+    calibrated on ``Task.calibration_inputs``: the training features) and measures: ``top1`` of the .tflite on the test split (LiteRT; the
     first ``cfg.eval_limit`` clips), ``size_kb`` (zlib-compressed file, kB = 1,024 B), ``tflite_kb`` (raw
     file), ``inference_ms`` and ``total_ms`` (median of ``cfg.bench_runs`` runs of
     ``Task.latency_breakdown`` on one test clip: features + inference + argmax), parameters and

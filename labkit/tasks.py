@@ -188,15 +188,28 @@ class Task:
         return self.evaluate(converted, split)
 
     # --------------------------------------------------------------------------- data for techniques
-    def calibration_inputs(self) -> np.ndarray:
-        """Representative inputs of int8 conversion and activation ranges: the training features (KWS) or
-        the train *and* validation windows (forecasting, ``Windows.calibration_inputs``: Payerne warms up
-        through June, so the training weeks alone clip the test inputs)."""
+    def calibration_inputs(self, samples: int | None = None) -> np.ndarray:
+        """The kit's one rule for int8 calibration data (the converter's representative dataset and every
+        simulated activation range): inputs from *before* the test split, never the test split itself.
+
+        * keyword spotting: the training features;
+        * forecasting: the training *and* validation windows (``Windows.calibration_inputs``). The splits
+          run forward in time and the validation weeks sit between the training and the test weeks, so they
+          bring the calibrated ranges closer to what the test weeks reach.
+
+        ``samples``: keep that many, evenly spaced (``data.evenly_spaced``), which is also the subset
+        ``labkit.tflite.convert`` keeps from what it is given (``tflite.DEFAULT_CALIBRATION_SAMPLES``, 200).
+        Test inputs beyond the calibrated range are still clipped to the int8 limits: notebook 05 prints
+        that fraction (``input_clipped``). Used by notebooks 05-08 (directly or through ``search``)."""
         if self.name == "forecast":
-            return np.asarray(self.windows.calibration_inputs(), np.float32)
-        if self.x_train is None:
+            x = np.asarray(self.windows.calibration_inputs(), np.float32)
+        elif self.x_train is None:
             raise ValueError("this KWS task has no training inputs (x_train=) to calibrate on")
-        return np.asarray(self.x_train, np.float32)
+        else:
+            x = np.asarray(self.x_train, np.float32)
+        if samples is None or len(x) <= samples:
+            return x
+        return x[evenly_spaced(len(x), int(samples))]
 
     def training_subset(self, max_samples: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The training inputs and targets, or ``max_samples`` evenly spaced ones (``data.evenly_spaced``)."""
@@ -238,11 +251,14 @@ class Task:
     def latency_breakdown(self, model: Any, *, runs: int = 100, warmup: int = 10, name: str = "",
                           num_threads: int = 1) -> pd.DataFrame:
         """Median latency in ms of each stage of one prediction with a .tflite (``Converted``, bytes or
-        path), batch 1, on this CPU (``bench.stage_latency``). KWS: preprocessing = the features
-        (``features.tf_fn``) of :meth:`raw_sample`, inference = quantize + LiteRT invoke + dequantize,
-        postprocessing = argmax. Forecasting: preprocessing = normalise the raw window, postprocessing =
-        de-normalise the targets. ``total`` is the pipeline timed end to end. Rows (model, mode, stage,
-        ms, p10_ms, p90_ms, runs). Used by notebooks 05 and 08."""
+        path), batch 1, on this CPU (``bench.stage_latency``), with the 10th-90th percentile spread.
+        KWS: preprocessing = the features (``features.tf_fn``) of :meth:`raw_sample` and, for an integer
+        model, quantizing them; inference = the interpreter call alone, ``tflite.invoker`` (exactly what
+        ``tflite.latency`` times, so notebook 06's latency column measures the same thing);
+        postprocessing = read and dequantize the output, argmax. Forecasting: preprocessing = normalise the
+        raw window (and quantize), postprocessing = dequantize and de-normalise the targets. ``total`` is
+        the pipeline timed end to end. Rows (model, mode, stage, ms, p10_ms, p90_ms, runs).
+        Used by notebooks 05 and 08."""
         runner = tflite.LiteRTRunner(model, num_threads=num_threads)
         converted = model if isinstance(model, tflite.Converted) else None
         mode = converted.label if converted is not None else ""
@@ -274,10 +290,12 @@ class Task:
             raise ValueError(f"preprocessing gives {x.shape[1:]}, the model expects {runner.sample_shape}: "
                              "score it with the task (features / windows) it was trained on")
         runner.resize(1)
-        y = runner(x)
-        timings = bench.stage_latency({"preprocessing": pre, "inference": lambda: runner(x),
-                                       "postprocessing": lambda: post(y)},
-                                      total=lambda: post(runner(pre())), runs=runs, warmup=warmup)
+        raw_out = runner.invoke_prepared(runner.prepare(x))
+        invoke = tflite.invoker(model, x, num_threads=num_threads)
+        timings = bench.stage_latency({"preprocessing": lambda: runner.prepare(pre()), "inference": invoke,
+                                       "postprocessing": lambda: post(runner.finish(raw_out))},
+                                      total=lambda: post(runner.finish(runner.invoke_prepared(runner.prepare(pre())))),
+                                      runs=runs, warmup=warmup)
         return pd.DataFrame([{"model": name, "mode": mode, "stage": stage, "ms": t["median_ms"],
                               "p10_ms": t["p10_ms"], "p90_ms": t["p90_ms"], "runs": t["runs"]}
                              for stage, t in timings.items()])

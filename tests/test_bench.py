@@ -63,6 +63,14 @@ def test_stage_latency_times_each_stage_and_the_whole():
     assert bench.BREAKDOWN_STAGES == ("preprocessing", "inference", "postprocessing")
 
 
+def test_stage_latency_interleaves_rounds_and_pools_them():
+    order = []
+    t = bench.stage_latency({"a": lambda: order.append("a")}, lambda: order.append("t"), runs=6, warmup=2, rounds=3)
+    # warm-up (2 calls each) in the first round only, then 2 timed calls per stage per round, stage by stage
+    assert order == ["a"] * 4 + ["t"] * 4 + ["a", "a", "t", "t"] * 2
+    assert t["a"]["runs"] == t["total"]["runs"] == 6
+
+
 def test_interleaved_keeps_the_best_round_of_each():
     calls = []
     best = bench.interleaved({"fast": lambda: calls.append("f"),

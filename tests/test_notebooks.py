@@ -109,6 +109,15 @@ def test_06_quantization_summary_and_bit_sweep(smoke_report):
     bits = _table(smoke_report, "06_quantization_bits")
     wa = bits[(bits.model == kws_model) & (bits.method.isin(["PTQ W+A", "QAT W+A"]))]
     assert {4, 8} <= set(wa["bits"]) and wa["top1"].between(0, 1).all()
+    # a real 4-bit-weight file: half the int8 file's weight bytes (two int4 per byte, up to one spare nibble
+    # per tensor), and TFLite Micro agrees with LiteRT on it
+    w4 = _table(smoke_report, "06_w4a8").set_index("variant")
+    int8_bytes, int4_bytes = w4.loc["INT8 W+A (PTQ)", "int8_bytes"], w4.loc["INT4 W + INT8 A (QAT)", "int4_bytes"]
+    assert 0 <= int4_bytes - int8_bytes / 2 <= 16 and w4.loc["INT4 W + INT8 A (QAT)", "int8_bytes"] == 0
+    assert (w4["tflm_max_diff_lsb"] <= 1).all() and (w4["tflm_agreement"] == 1.0).all()
+    feats = _table(smoke_report, "06_wa_by_features")
+    assert set(feats["features"]) == {"mfcc_a", "stft"}
+    assert np.allclose(feats["change"], feats["int8_wa_top1"] - feats["fp32_top1"])
 
 
 def test_07_pruning_summary(smoke_report):

@@ -205,3 +205,76 @@ def test_qat_8_bits_forecaster_converts_to_int8_and_lstm_is_refused():
     lstm.compile(loss="mae")
     with pytest.raises(Q.UnsupportedLayerError, match="recurrent"):
         Q.qat(lstm, 8, x_train=x, y_train=y, epochs=1)
+
+
+# ------------------------------------------------------------------------- below 8 bits, for real: W4A8
+def _kernel_sizes(model) -> list[int]:
+    """Weights of every Conv/DepthwiseConv/Dense kernel of a Keras model (what int4 packing halves)."""
+    return [int(np.prod(layer.get_weights()[0].shape)) for layer in model.layers
+            if type(layer).__name__ in Q.KERNEL_LAYERS]
+
+
+@pytest.mark.slow
+def test_w4a8_qat_converts_to_packed_int4_and_runs_in_litert_and_tflm(trained):
+    from labkit import tflite
+
+    model, x_train, y_train, x_test, y_test = trained
+    res = Q.qat(model, 4, activation_bits=8, x_train=x_train, y_train=y_train, epochs=1, batch_size=32)
+    assert res.w4a8 and not res.convertible and res.activation_bits == 8
+    conv = tflite.convert(res.model, "w4a8", x_train[:200])
+    assert conv.label == "INT4 W + INT8 A" and conv.input_dtype == "int8"
+    # every kernel is stored as int4, two values per byte: ceil(n / 2) bytes per tensor, no int8 weights left
+    sizes = _kernel_sizes(model)
+    assert tflite.int4_tensors(conv.data) == len(sizes)
+    storage = tflite.storage_table({"w4a8": conv}).loc["w4a8"]
+    assert storage["int4"] == sum((n + 1) // 2 for n in sizes)
+    assert storage.get("int8", 0) == 0
+    # LiteRT runs it and computes what the QAT model simulated; TFLite Micro matches LiteRT's builtin kernels
+    evaluate = XQ.kws_evaluator(x_test, y_test)
+    assert abs(evaluate(conv)["top1"] - evaluate(res.model)["top1"]) <= 0.02
+    check = tflite.compare_tflm_litert(conv, x_test[:64])
+    assert check["max_diff_lsb"] <= 1 and check["agreement"] == 1.0
+    # a float model has no 4-bit weights to keep: the mode refuses it with what to do instead
+    with pytest.raises(ValueError, match="activation_bits=8"):
+        tflite.convert(model, "w4a8", x_train[:200])
+
+
+@pytest.mark.slow
+def test_w4a8_depthwise_and_dense_kernels_pack_as_int4():
+    import tensorflow as tf
+
+    from labkit import config, models, tflite
+
+    config.seed_everything(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(128, 49, 10, 1)).astype(np.float32)
+    y = rng.integers(0, 4, 128)
+    model = models.build("ds_cnn", (49, 10, 1), 4, alpha=0.25, seed=0)
+    model.compile(tf.keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
+    res = Q.qat(model, 4, activation_bits=8, x_train=x, y_train=y, epochs=1, batch_size=64)
+    conv = tflite.convert(res.model, "w4a8", x[:64])
+    folded = Q.fold_batchnorm(model)
+    assert tflite.int4_tensors(conv.data) == len(_kernel_sizes(folded))  # conv, depthwise, pointwise, dense
+    assert tflite.compare_tflm_litert(conv, x[:16])["max_diff_lsb"] <= 1
+
+
+def test_calibration_inputs_rule_and_subset():
+    import pandas as pd
+
+    from labkit import data, tasks
+    from labkit.data import evenly_spaced
+
+    x = np.arange(1000, dtype=np.float32).reshape(1000, 1)
+    task = tasks.Task("kws", x_train=x, x_test=-x)
+    np.testing.assert_array_equal(task.calibration_inputs(), x)  # KWS: the training features
+    sub = task.calibration_inputs(200)  # the converter's subset: 200 evenly spaced
+    np.testing.assert_array_equal(sub, x[evenly_spaced(1000, 200)])
+    assert len(sub) == 200 and sub.min() >= 0  # never a test input
+    # forecasting: the training and validation windows, in time order, and nothing of the test windows
+    idx = pd.date_range("2020-01-01", periods=400, freq="10min")
+    df = pd.DataFrame({"T (degC)": np.linspace(0, 40, 400), "rh (%)": np.linspace(90, 10, 400),
+                       "p (mbar)": 950.0 + np.sin(np.arange(400))}, index=idx)
+    w = data.make_windows(df)
+    cal = tasks.forecast_task(w).calibration_inputs()
+    np.testing.assert_array_equal(cal, np.concatenate([w.x_train, w.x_val]))
+    assert cal[..., 0].max() < w.x_test[..., 0].min()  # a warming series: the test weeks lie beyond calibration

@@ -72,12 +72,10 @@ class Windows:
         return ((np.asarray(y, dtype=np.float64) - self.target_mean) / self.target_std).astype(np.float32)
 
     def calibration_inputs(self) -> np.ndarray:
-        """Inputs for int8 calibration (the representative dataset): the train and validation windows.
-
-        Never the test windows. Payerne is one month that warms up towards its end: calibrated on the
-        train part alone, 8-20 % of the test inputs fall outside the int8 range and the int8 forecaster
-        loses 0.3 °C of T MAE; with the validation part too, nothing is clipped. Used by notebooks 05-08.
-        """
+        """The windows int8 calibration draws from: the train and validation windows, never the test ones.
+        The rule and the subset are ``labkit.tasks.Task.calibration_inputs``'s (the one place that decides);
+        test inputs outside their range are still clipped (notebook 05's ``input_clipped``). Used by
+        notebooks 05-08 through ``Task``."""
         return np.concatenate([self.x_train, self.x_val]).astype(np.float32)
 
     def last_observed(self, name: str = "test") -> np.ndarray:

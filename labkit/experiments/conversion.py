@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .. import features as feats, tasks, tflite
+from .. import estimate, features as feats, tasks, tflite
+from ..estimate import CORTEX_M4, McuModel
 from ..tasks import Task
 
 if TYPE_CHECKING:  # pragma: no cover
     import tensorflow as tf
 
-__all__ = ["ModeComparison", "compare_modes_kws", "compare_modes_forecast"]
+__all__ = ["ModeComparison", "compare_modes_kws", "compare_modes_forecast", "size_table", "mcu_vs_host"]
 
 
 @dataclasses.dataclass
@@ -74,14 +75,16 @@ def _compare(task: Task, name: str, model: "tf.keras.Model", *, modes: Sequence[
         m = task.scores(runner.finish(raw))
         bd = task.latency_breakdown(conv, runs=runs, warmup=warmup, name=name)
         parts.append(bd)
-        stage = bd.set_index("stage")["ms"]
+        stage = bd.set_index("stage")
         row: dict[str, Any] = {"model": name, "mode": conv.label}
         for key, value in m.items():
             row[key] = value
             row[f"keras_{key}"] = keras_metrics[key]
             row[f"diff_{key}"] = value - keras_metrics[key]
         row.update({"tflite_kb": round(conv.size_kb, 2), "zlib_kb": round(conv.zlib_kb, 2),
-                    "inference_ms": float(stage["inference"]), "total_ms": float(stage["total"]),
+                    "inference_ms": float(stage.loc["inference", "ms"]),
+                    "inference_p10_ms": float(stage.loc["inference", "p10_ms"]),
+                    "inference_p90_ms": float(stage.loc["inference", "p90_ms"]), "total_ms": float(stage.loc["total", "ms"]),
                     "method": conv.method})
         if conv.input_quant is not None:  # int8 I/O: how much of the test data falls outside the calibrated range
             row["input_clipped"] = _clipped(runner.prepare(x), conv.input_quant)
@@ -141,3 +144,32 @@ def compare_modes_forecast(
     """
     task = tasks.forecast_task(windows, eval_limit=limit)
     return _compare(task, name, model, modes=modes, runs=runs, warmup=warmup, tflm=tflm)
+
+
+def size_table(converted: Mapping[str, tflite.Converted]) -> pd.DataFrame:
+    """``tflite.storage_table`` of one model's files (one row per mode) with ``overhead_share`` (the part of
+    the file that is not constant data: graph, names, shapes, quantization parameters, alignment) and
+    ``zlib_saving`` (how much smaller zlib makes the file). Used by notebook 05."""
+    table = tflite.storage_table({c.label: c for c in converted.values()})
+    table["overhead_share"] = table["overhead"] / table["file"]
+    table["zlib_saving"] = [1 - c.zlib_size / c.size for c in converted.values()]
+    return table
+
+
+def mcu_vs_host(models: Mapping[str, "tf.keras.Model"], table: pd.DataFrame, *, mode: str = "INT8 W+A",
+                mcu: McuModel = CORTEX_M4) -> pd.DataFrame:
+    """For each Keras model (``{table model name: model}``): its MACs (``estimate.totals``), the host's
+    median inference time of its ``mode`` file (``table``: notebook 05's course table), the kit's
+    microcontroller estimate (``mcu.latency_ms``, ``estimate.CORTEX_M4``) and how many times slower that is.
+    Used by notebook 05."""
+    rows = []
+    indexed = table.set_index(["model", "mode"])
+    for name, model in models.items():
+        if (name, mode) not in indexed.index:
+            continue
+        macs = int(estimate.totals(model)["macs"])
+        host = float(indexed.loc[(name, mode), "inference_ms"])
+        est = mcu.latency_ms(macs)
+        rows.append({"model": name, "macs": macs, "host_ms": host, "mcu_estimate_ms": est,
+                     "mcu_over_host": est / host if host > 0 else float("nan")})
+    return pd.DataFrame(rows)

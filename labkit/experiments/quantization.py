@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .. import quantize, tasks, tflite
+from .. import metrics, quantize, tasks, tflite
 from ..data import evenly_spaced
 from ..quantize import QATResult
 
@@ -19,16 +19,18 @@ if TYPE_CHECKING:  # pragma: no cover
     import tensorflow as tf
 
 __all__ = ["Evaluator", "PTQ_METHODS", "calibration_set", "kws_evaluator", "forecast_evaluator", "ptq_sweep",
-           "qat_sweep", "summary_table", "weight_error", "quantization_table", "clipping_table", "agreement"]
+           "qat_sweep", "summary_table", "w4a8_table", "wa_by_features", "versus", "weight_error",
+           "quantization_table", "clipping_table", "agreement"]
 
 Evaluator = Callable[[Any], dict[str, float]]
 """``model -> metrics``: a Keras model (float, PTQ or QAT) or a converted .tflite, scored by a task."""
 
 
 def calibration_set(x: np.ndarray, samples: int = 200) -> np.ndarray:
-    """Up to ``samples`` inputs evenly spaced over ``x`` (training inputs, ``data.evenly_spaced``): the
-    representative set for activation ranges, the same selection ``labkit.tflite.convert`` makes, so the
-    simulation and the converter calibrate on identical data. Used by notebook 06."""
+    """Up to ``samples`` inputs evenly spaced over any ``x`` (``data.evenly_spaced``), the selection
+    ``labkit.tflite.convert`` makes. The kit's calibration data come from ``tasks.Task.calibration_inputs``
+    (the rule); this is for experiments that calibrate on something else on purpose (notebook 06 shows
+    what calibrating a forecaster on the training weeks alone does). Used by notebook 06."""
     x = np.asarray(x, np.float32)
     if len(x) == 0:
         raise ValueError("no inputs to calibrate on: pass training inputs, e.g. features of data.x_train")
@@ -111,7 +113,8 @@ def summary_table(model: "tf.keras.Model", evaluate: Evaluator, *, representativ
     """The course's summary: FP32, INT8 W, INT8 W+A (post-training) and QAT INT8 (``qat_model``, from
     ``quantize.qat`` at 8 bits) as real .tflite files (``labkit.tflite``): metric measured on the file, the
     same metric simulated in Keras (float model, 8-bit ``quantize.ptq``, QAT model), file and zlib size (kB)
-    and LiteRT batch-1 latency (median ms, one thread). ``converted`` reuses files already converted
+    and LiteRT batch-1 latency (``tflite.latency``: median ms over ``runs``, one thread, with the 10th and 90th
+    percentiles; notebook 05's ``inference_ms`` times the same call). ``converted`` reuses files already converted
     from ``model`` (``{"int8_wa": Converted, ...}``). Used by notebook 06."""
     name = name or model.name
     if isinstance(qat_model, QATResult):
@@ -133,7 +136,84 @@ def summary_table(model: "tf.keras.Model", evaluate: Evaluator, *, representativ
         lat = tflite.latency(conv, x1, runs=runs, warmup=warmup)
         rows.append({"model": name, "variant": label, **measured, **{f"simulated_{k}": v for k, v in sim.items()},
                      "tflite_kb": round(conv.size_kb, 2), "zlib_kb": round(conv.zlib_kb, 2),
-                     "latency_ms": round(lat["median_ms"], 4)})
+                     "latency_ms": round(lat["median_ms"], 4), "latency_p10_ms": round(lat["p10_ms"], 4),
+                     "latency_p90_ms": round(lat["p90_ms"], 4)})
+    return pd.DataFrame(rows)
+
+
+def w4a8_table(model: "tf.keras.Model", evaluate: Evaluator, *, x_train: np.ndarray, y_train: np.ndarray,
+               representative: np.ndarray, x_check: np.ndarray, int8: Any = None, name: str | None = None,
+               **qat_kwargs: Any) -> tuple[pd.DataFrame, QATResult]:
+    """A real 4-bit-weight model next to the int8 one: ``quantize.qat(model, 4, activation_bits=8)``
+    (``qat_kwargs``: epochs, batch_size, seed ...), converted with mode ``"w4a8"`` (int4 weights packed two
+    per byte, int8 activations), and the post-training INT8 W+A file (``int8``, or converted here). Per
+    file: the metric measured with LiteRT and simulated in Keras, sizes (kB, zlib), bytes of int4 / int8
+    constants, and TFLite Micro against LiteRT on ``x_check`` (``tflite.compare_tflm_litert``: largest
+    output difference in LSB, predicted-class agreement, minimal arena). Used by notebook 06."""
+    name = name or model.name
+    res = quantize.qat(model, 4, activation_bits=8, x_train=x_train, y_train=y_train, representative=representative,
+                       **qat_kwargs)
+    files = {"INT8 W+A (PTQ)": (int8 if int8 is not None else tflite.convert(model, "int8_wa", representative, name=name),
+                                quantize.ptq(model, 8, activations=True, representative=representative)),
+             "INT4 W + INT8 A (QAT)": (tflite.convert(res.model, "w4a8", representative, name=name), res.model)}
+    storage = tflite.storage_table({label: conv for label, (conv, _) in files.items()})
+    rows = []
+    for label, (conv, simulated) in files.items():
+        check = tflite.compare_tflm_litert(conv, x_check)
+        rows.append({"model": name, "variant": label, **evaluate(conv),
+                     **{f"simulated_{k}": v for k, v in evaluate(simulated).items()},
+                     "tflite_kb": round(conv.size_kb, 2), "zlib_kb": round(conv.zlib_kb, 2),
+                     "int4_bytes": int(storage.loc[label].get("int4", 0)),
+                     "int8_bytes": int(storage.loc[label].get("int8", 0)),
+                     "tflm_max_diff_lsb": check["max_diff_lsb"], "tflm_agreement": check["agreement"],
+                     "tflm_min_arena_bytes": check["min_arena_bytes"], "tflm_n": check["n"]})
+    return pd.DataFrame(rows), res
+
+
+def versus(table: pd.DataFrame, reference: str, *, n: int, metric: str = "top1", by: str = "variant") -> pd.DataFrame:
+    """``table`` with, per row, its ``metric`` minus the ``reference`` row's (same model), the noise band of
+    that difference on ``n`` test clips (``metrics.accuracy_difference``: two standard errors each) and
+    ``noise`` (True: the test set cannot tell the two apart). Rows without ``metric`` are left as they are.
+    Used by notebook 06."""
+    out = table.copy()
+    out[f"vs_{reference}"], out["band"], out["noise"] = np.nan, np.nan, None
+    if metric not in out.columns:
+        return out
+    for i, row in out.iterrows():
+        ref = out[(out["model"] == row["model"]) & (out[by] == reference)]
+        if ref.empty or pd.isna(row[metric]):
+            continue
+        d = metrics.accuracy_difference(float(row[metric]), float(ref[metric].iloc[0]), n)
+        out.loc[i, [f"vs_{reference}", "band"]] = [d["difference"], d["band"]]
+        out.loc[i, "noise"] = d["noise"]
+    return out
+
+
+def wa_by_features(data: Any, models: Sequence[str], features: Sequence[str], *, epochs: int, batch_size: int,
+                   seed: int = 0, eval_limit: int | None = None, samples: int = 200) -> pd.DataFrame:
+    """Full-integer (INT8 W+A) files of the same networks trained on different features (notebook 03's
+    cached models): per (model, features), the float model's test top-1, the 8-bit W+A simulation's and
+    the real .tflite's (LiteRT), calibrated by the kit's rule (``Task.calibration_inputs(samples)``), the
+    change from float with its noise band on the ``n`` test clips (``metrics.accuracy_difference``) and
+    ``input_clipped``, the fraction of quantized test inputs at the int8 limits. Used by notebook 06."""
+    from tqdm.auto import tqdm
+
+    rows = []
+    for name, feat in tqdm([(m, f) for m in models for f in features], desc="INT8 W+A by features", leave=False):
+        task = tasks.kws_task(data, name, feat, epochs=epochs, batch_size=batch_size, seed=seed,
+                              eval_limit=eval_limit)
+        model = task.train().model
+        rep = task.calibration_inputs(samples)
+        fp32 = task.evaluate(model)["top1"]
+        sim = task.evaluate(quantize.ptq(model, 8, activations=True, representative=rep))["top1"]
+        conv = tflite.convert(model, "int8_wa", rep, name=f"{name} · {feat}")
+        real = task.evaluate(conv)["top1"]
+        n = task.n_eval()
+        xq = tflite.LiteRTRunner(conv).prepare(np.asarray(task.x_test, np.float32)[:n])
+        d = metrics.accuracy_difference(real, fp32, n)
+        rows.append({"model": name, "features": feat, "fp32_top1": fp32, "simulated_int8_wa_top1": sim,
+                     "int8_wa_top1": real, "change": d["difference"], "band": d["band"], "noise": d["noise"],
+                     "input_clipped": float(np.isin(xq, (-128, 127)).mean()), "n": n})
     return pd.DataFrame(rows)
 
 

@@ -21,8 +21,10 @@ channel (``"per_channel"``, TFLite's choice for Conv2D, DepthwiseConv2D and Dens
 * :func:`qat` fine-tunes a model with fake quantization in the loop: at 8 bits through tfmot's
   ``quantize_model`` scheme (convertible to a real int8 ``.tflite``), at other widths through custom
   ``QuantizeConfig`` s (:class:`NBitQuantizeConfig`) applied with ``quantize_annotate_layer`` /
-  ``quantize_apply`` inside ``quantize_scope``; those models run in simulation only, because TFLite
-  kernels exist for 8-bit (and 16x8) integers only.
+  ``quantize_apply`` inside ``quantize_scope``; those models run in simulation only (TFLite kernels take
+  8-bit or 16-bit activations), except 4-bit weights with 8-bit activations
+  (``qat(model, 4, activation_bits=8)``), which ``labkit.tflite.convert(..., "w4a8")`` stores as int4 and
+  LiteRT and TFLite Micro run.
 * Recurrent layers (LSTM/GRU) are outside tfmot's QAT support: :func:`qat` raises
   :class:`UnsupportedLayerError` for them.
 

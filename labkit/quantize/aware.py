@@ -1,6 +1,8 @@
 """Quantization-aware training (QAT) with tensorflow-model-optimization: fine-tuning with fake
 quantization in the loop, at 8 bits through tfmot's own scheme (convertible to a real int8 .tflite)
-and at other widths through custom ``QuantizeConfig`` s (simulation only: TFLite has int8 kernels).
+and at other widths through custom ``QuantizeConfig`` s. Those run in simulation, except 4-bit weights
+with 8-bit activations (``qat(model, 4, activation_bits=8)``): the converter packs them as int4
+(``labkit.tflite.convert(..., "w4a8")``) and LiteRT and TFLite Micro run them.
 Activation ranges start from calibration (:func:`init_activation_ranges`), not tfmot's [-6, 6].
 Used by notebook 06 (through ``labkit.quantize``).
 """
@@ -48,14 +50,25 @@ class PerChannelLastValueQuantizer(_qk.quantizers.LastValueQuantizer):
                 for k, v in (("min", -6.0), ("max", 6.0))}
 
     def __call__(self, inputs, training, weights, **kwargs):  # noqa: D102 - tfmot API
-        flat = tf.reshape(inputs, [-1, self._channels(inputs.shape)])
+        # Fake-quantize on the last axis. Conv2D / Dense kernels (rank 4 / 2) are used as they are: a
+        # reshape around the op would hide the channel axis from the TFLite converter, which then cannot
+        # keep per-channel scales on the int4 tensors of a "w4a8" file. A depthwise kernel
+        # (kh, kw, in, mult) becomes (kh, kw, 1, in * mult), TFLite's own layout; other ranks are flattened.
+        shape = inputs.shape
+        channels = self._channels(shape)
+        if self.depthwise:
+            view = tf.reshape(inputs, [int(shape[0]), int(shape[1]), 1, channels])
+        elif len(shape) in (2, 4):
+            view = inputs
+        else:
+            view = tf.reshape(inputs, [-1, channels])
         if training:  # last value: the range of the current weights
-            m = tf.reduce_max(tf.abs(flat), axis=0)
+            m = tf.reduce_max(tf.abs(tf.reshape(view, [-1, channels])), axis=0)
             weights["min_var"].assign(-m)
             weights["max_var"].assign(m)
         q = tf.quantization.fake_quant_with_min_max_vars_per_channel(
-            flat, weights["min_var"], weights["max_var"], num_bits=self.num_bits, narrow_range=True)
-        return tf.reshape(q, tf.shape(inputs))
+            view, weights["min_var"], weights["max_var"], num_bits=self.num_bits, narrow_range=True)
+        return q if view is inputs else tf.reshape(q, tf.shape(inputs))
 
     def get_config(self) -> dict:  # noqa: D102 - tfmot API
         return {**super().get_config(), "depthwise": self.depthwise}
@@ -67,11 +80,12 @@ class NBitQuantizeConfig(_qk.QuantizeConfig):
     tfmot's ``LastValueQuantizer`` per tensor with ``per_axis=False``), the layer's ``activation``
     (``activation_attrs``: after a ReLU/linear, before a softmax, as tfmot does) and/or its output
     (``quantize_output``) with ``MovingAverageQuantizer`` (asymmetric, an exponential moving average of
-    the batch min/max). Used by :func:`qat` (notebook 06)."""
+    the batch min/max) at ``activation_bits`` (default: ``num_bits``). Used by :func:`qat` (notebook 06)."""
 
     def __init__(self, num_bits: int = 8, weight_attrs: Sequence[str] = (), activation_attrs: Sequence[str] = (),
-                 quantize_output: bool = False, per_axis: bool = True) -> None:
+                 quantize_output: bool = False, per_axis: bool = True, activation_bits: int | None = None) -> None:
         self.num_bits = check_bits(num_bits)
+        self.activation_bits = check_bits(activation_bits if activation_bits is not None else num_bits)
         self.weight_attrs = list(weight_attrs)
         self.activation_attrs = list(activation_attrs)
         self.quantize_output = bool(quantize_output)
@@ -83,7 +97,7 @@ class NBitQuantizeConfig(_qk.QuantizeConfig):
         return _qk.quantizers.LastValueQuantizer(self.num_bits, per_axis=False, symmetric=True, narrow_range=True)
 
     def _activation_quantizer(self) -> Any:
-        return _qk.quantizers.MovingAverageQuantizer(self.num_bits, per_axis=False, symmetric=False,
+        return _qk.quantizers.MovingAverageQuantizer(self.activation_bits, per_axis=False, symmetric=False,
                                                      narrow_range=False)
 
     def get_weights_and_quantizers(self, layer):  # noqa: D102 - tfmot API
@@ -106,7 +120,7 @@ class NBitQuantizeConfig(_qk.QuantizeConfig):
     def get_config(self) -> dict:  # noqa: D102 - tfmot API
         return {"num_bits": self.num_bits, "weight_attrs": self.weight_attrs,
                 "activation_attrs": self.activation_attrs, "quantize_output": self.quantize_output,
-                "per_axis": self.per_axis}
+                "per_axis": self.per_axis, "activation_bits": self.activation_bits}
 
 
 def qat_scope() -> Any:
@@ -143,18 +157,23 @@ def _fuse_relu(model: "tf.keras.Model") -> "tf.keras.Model":
     return _rebuild(g, skip=skip, configs=configs, name=model.name) if skip else model
 
 
-def _nbit_config(layer: Any, num_bits: int, per_axis: bool) -> Any:
+def _nbit_config(layer: Any, num_bits: int, per_axis: bool, activation_bits: int | None = None) -> Any:
     cls = _cls(layer)
-    if cls in ("Conv1D", "Conv2D", "Dense"):
-        return NBitQuantizeConfig(num_bits, ["kernel"], ["activation"], per_axis=per_axis)
+    a = activation_bits
+    if cls in ("Conv1D", "Conv2D"):
+        return NBitQuantizeConfig(num_bits, ["kernel"], ["activation"], per_axis=per_axis, activation_bits=a)
+    if cls == "Dense":  # a file with 8-bit activations (w4a8) keeps one scale per Dense kernel: the converter
+        # transposes the kernel and cannot move a per-channel axis of int4 data through that transpose
+        return NBitQuantizeConfig(num_bits, ["kernel"], ["activation"], per_axis=per_axis and a in (None, num_bits),
+                                  activation_bits=a)
     if cls == "DepthwiseConv2D":
-        return NBitQuantizeConfig(num_bits, ["depthwise_kernel"], ["activation"], per_axis=per_axis)
+        return NBitQuantizeConfig(num_bits, ["depthwise_kernel"], ["activation"], per_axis=per_axis, activation_bits=a)
     if cls in _NOOP_LAYERS or (cls == "Activation" and activation_name(layer) in _SPLIT_ACTIVATIONS):
-        return NBitQuantizeConfig(num_bits)  # values pass through (softmax: its logits are quantized)
+        return NBitQuantizeConfig(num_bits, activation_bits=a)  # values pass through (softmax: its logits are quantized)
     if layer.weights and cls not in ("BatchNormalization",):
         raise UnsupportedLayerError(f"layer {layer.name!r} ({cls}) has weights but no {num_bits}-bit QAT rule in "
                                     "labkit.quantize; use Conv/DepthwiseConv/Dense layers or quantize.ptq")
-    return NBitQuantizeConfig(num_bits, quantize_output=True)  # ReLU, Add, pooling, custom layers ...
+    return NBitQuantizeConfig(num_bits, quantize_output=True, activation_bits=a)  # ReLU, Add, pooling, custom ...
 
 
 def _annotate_default_8bit(model: "tf.keras.Model") -> "tf.keras.Model":
@@ -178,10 +197,11 @@ def _annotate_default_8bit(model: "tf.keras.Model") -> "tf.keras.Model":
     return tf.keras.models.clone_model(model, clone_function=annotate)
 
 
-def _annotate_nbit(model: "tf.keras.Model", num_bits: int, per_axis: bool) -> "tf.keras.Model":
+def _annotate_nbit(model: "tf.keras.Model", num_bits: int, per_axis: bool, activation_bits: int | None = None
+                   ) -> "tf.keras.Model":
     return tf.keras.models.clone_model(
-        model, clone_function=lambda layer: _qk.quantize_annotate_layer(layer, _nbit_config(layer, num_bits,
-                                                                                            per_axis)))
+        model, clone_function=lambda layer: _qk.quantize_annotate_layer(
+            layer, _nbit_config(layer, num_bits, per_axis, activation_bits)))
 
 
 _RANGE_VARS = ("output", "post_activation", "pre_activation")
@@ -231,8 +251,9 @@ def init_activation_ranges(qat_model: "tf.keras.Model", reference: "tf.keras.Mod
 class QATResult:
     """A quantization-aware fine-tuned model. ``model`` is a tfmot model (fake quantization in the
     graph): evaluate it like any Keras model; ``convertible`` says whether
-    ``labkit.tflite.convert(model, "int8_wa", x)`` gives a real int8 .tflite (8-bit tfmot scheme only).
-    Used by notebook 06."""
+    ``labkit.tflite.convert(model, "int8_wa", x)`` gives a real int8 .tflite (8-bit tfmot scheme), and
+    ``w4a8`` whether ``labkit.tflite.convert(model, "w4a8", x)`` gives a real file with int4 weights and
+    int8 activations (4-bit weights, ``activation_bits=8``). Used by notebook 06."""
 
     model: "tf.keras.Model"
     num_bits: int
@@ -240,11 +261,18 @@ class QATResult:
     history: dict[str, list[float]]
     train_time_s: float
     ranges_initialised: int
+    activation_bits: int | None = None
 
     @property
     def convertible(self) -> bool:
-        """True for the 8-bit tfmot default scheme (TFLite has int8 kernels only)."""
+        """True for the 8-bit tfmot default scheme (a full int8 .tflite, mode ``int8_wa``)."""
         return self.scheme == "tfmot_8bit"
+
+    @property
+    def w4a8(self) -> bool:
+        """True for 4-bit weights with 8-bit activations: convertible with mode ``"w4a8"`` (int4 weights
+        packed two per byte, int8 activations), which LiteRT and TFLite Micro run."""
+        return self.scheme == "custom" and self.num_bits == 4 and self.activation_bits == 8
 
 
 def _default_metrics(loss: Any) -> list[str]:
@@ -269,6 +297,7 @@ def qat(
     representative: Any = None,
     seed: int = 0,
     verbose: int = 0,
+    activation_bits: int | None = None,
 ) -> QATResult:
     """Quantization-aware training: fine-tune a trained float ``model`` for ``epochs`` with fake
     quantization of weights and activations at ``num_bits`` in the forward pass (straight-through
@@ -279,8 +308,11 @@ def qat(
     a real int8 .tflite) and ``"custom"`` otherwise: BatchNorm folded and ReLU fused first (BN statistics
     are frozen, as recommended for fine-tuning), every layer annotated with an :class:`NBitQuantizeConfig`
     (``weights="per_channel"`` or ``"per_tensor"``) and applied with ``quantize_apply`` inside
-    ``quantize_scope`` with tfmot's n-bit scheme (n-bit input quantizer). TFLite has no kernels below 8
-    bits, so those models are evaluated in simulation only. Activation ranges start at the calibrated
+    ``quantize_scope`` with tfmot's n-bit scheme (n-bit input quantizer). ``activation_bits`` (default
+    ``num_bits``) sets the activations' width apart from the weights': ``qat(model, 4, activation_bits=8)``
+    is the one sub-8-bit model TFLite can store and run (int4 weights, int8 activations,
+    ``QATResult.w4a8``; its Dense kernels keep one scale per tensor); the others are evaluated in
+    simulation only. Activation ranges start at the calibrated
     min/max on ``representative`` inputs (default: up to 500 training inputs), see
     :func:`init_activation_ranges`. ``loss`` defaults to the model's compiled loss.
     Raises :class:`UnsupportedLayerError` for LSTM/GRU (no tfmot QAT support). Used by notebook 06.
@@ -288,13 +320,15 @@ def qat(
     from tqdm.auto import tqdm
 
     num_bits = check_bits(num_bits)
-    if num_bits > 8:
-        raise ValueError(f"QAT supports 2..8 bits (tfmot's fake-quant ops), got {num_bits}")
+    if num_bits > 8 or (activation_bits is not None and not 2 <= int(activation_bits) <= 8):
+        raise ValueError(f"QAT supports 2..8 bits (tfmot's fake-quant ops), got {num_bits} "
+                         f"(activation_bits={activation_bits})")
+    activation_bits = None if activation_bits is None or int(activation_bits) == num_bits else int(activation_bits)
     if scheme == "auto":
         scheme = "tfmot_8bit" if num_bits == 8 else "custom"
     if scheme not in ("tfmot_8bit", "custom"):
         raise ValueError(f"scheme must be 'auto', 'tfmot_8bit' or 'custom', got {scheme!r}")
-    if scheme == "tfmot_8bit" and num_bits != 8:
+    if scheme == "tfmot_8bit" and (num_bits != 8 or activation_bits is not None):
         raise ValueError("scheme 'tfmot_8bit' is 8-bit only; use scheme='custom' for other widths")
     if weights not in ("per_channel", "per_tensor"):
         raise ValueError(f"weights must be 'per_channel' or 'per_tensor', got {weights!r}")
@@ -321,8 +355,9 @@ def qat(
         else:
             reference = _fuse_relu(folded)
             n_bit = _qk.experimental.default_n_bit.DefaultNBitQuantizeScheme(
-                num_bits_weight=num_bits, num_bits_activation=num_bits)
-            qmodel = _qk.quantize_apply(_annotate_nbit(reference, num_bits, weights == "per_channel"), scheme=n_bit)
+                num_bits_weight=num_bits, num_bits_activation=activation_bits or num_bits)
+            qmodel = _qk.quantize_apply(_annotate_nbit(reference, num_bits, weights == "per_channel", activation_bits),
+                                        scheme=n_bit)
     rep = representative if representative is not None else np.asarray(x_train)[:500]
     n_ranges = init_activation_ranges(qmodel, reference, rep)
 
@@ -343,9 +378,11 @@ def qat(
             (np.asarray(validation_data[0], np.float32), np.asarray(validation_data[1]))).batch(512)
     history: dict[str, list[float]] = {}
     t0 = time.perf_counter()
-    for epoch in tqdm(range(epochs), desc=f"QAT {num_bits}-bit", leave=False, disable=verbose > 0):
+    desc = f"QAT {num_bits}-bit" + (f" W, {activation_bits}-bit A" if activation_bits else "")
+    for epoch in tqdm(range(epochs), desc=desc, leave=False, disable=verbose > 0):
         h = qmodel.fit(train_ds, validation_data=val_ds, epochs=epoch + 1, initial_epoch=epoch, verbose=verbose)
         for k, v in h.history.items():
             history.setdefault(k, []).extend(float(x) for x in v)
     return QATResult(model=qmodel, num_bits=num_bits, scheme=scheme, history=history,
-                     train_time_s=time.perf_counter() - t0, ranges_initialised=n_ranges)
+                     train_time_s=time.perf_counter() - t0, ranges_initialised=n_ranges,
+                     activation_bits=activation_bits or num_bits)

@@ -3,7 +3,8 @@
 =====================  ========================================================================
 ``files``              :class:`Converted`, :func:`check_tflite`, :func:`op_names`, :func:`storage_table`,
                        :func:`breakdown`, :func:`to_c_array` / :func:`write_c_array`
-``converter``          :func:`convert` (``fp32``, ``fp16``, ``int8_w``, ``int8_wa``), :func:`convert_all`
+``converter``          :func:`convert` (``fp32``, ``fp16``, ``int8_w``, ``int8_wa``; ``w4a8`` from a 4-bit QAT
+                       model), :func:`convert_all`
 ``litert``             :class:`LiteRTRunner`, :func:`predict`, :func:`latency`, :func:`invoker`, :func:`quantize_input`,
                        :func:`dequantize`, :func:`io_details`
 ``micro``              :func:`tflm_arena`, :func:`tflm_min_arena`, :func:`run_tflm`,
@@ -17,6 +18,7 @@ file handed to an interpreter is checked first: a truncated, random or non-TFLit
 from __future__ import annotations
 
 from .files import (
+    LOW_BIT_MODES,
     MODE_DESCRIPTIONS,
     MODE_LABELS,
     MODES,
@@ -35,12 +37,13 @@ from .files import (
     zlib_size,
 )
 from .litert import LiteRTRunner, dequantize, invoker, io_details, latency, predict, quantize_input
-from .converter import DEFAULT_CALIBRATION_SAMPLES, ROUTES, convert, convert_all
+from .converter import DEFAULT_CALIBRATION_SAMPLES, ROUTES, convert, convert_all, int4_tensors
 from .micro import compare_tflm_litert, run_tflm, tflm_arena, tflm_arena_bytes, tflm_min_arena
 
 __all__ = [
-    "MODES", "MODE_LABELS", "MODE_DESCRIPTIONS", "TFLITE_IDENTIFIER", "ROUTES", "DEFAULT_CALIBRATION_SAMPLES",
-    "InvalidTFLiteError", "TFLMError", "QuantParams", "Converted", "convert", "convert_all", "zlib_size",
+    "MODES", "LOW_BIT_MODES", "MODE_LABELS", "MODE_DESCRIPTIONS", "TFLITE_IDENTIFIER", "ROUTES",
+    "DEFAULT_CALIBRATION_SAMPLES", "InvalidTFLiteError", "TFLMError", "QuantParams", "Converted", "convert",
+    "convert_all", "int4_tensors", "zlib_size",
     "check_tflite", "tflite_bytes", "io_details", "op_names", "storage_table", "breakdown", "quantize_input",
     "dequantize", "LiteRTRunner", "predict", "invoker", "latency", "tflm_arena", "tflm_arena_bytes", "tflm_min_arena",
     "run_tflm", "compare_tflm_litert", "to_c_array", "write_c_array",

@@ -9,6 +9,10 @@ mode        label         what the file stores / what the interpreter computes
                           inference, int8 x int8 matmuls, float32 between layers ("hybrid" kernels)
 ``int8_wa`` INT8 W+A      full integer: int8 weights *and* activations with scales calibrated on a
                           representative dataset, int32 biases, int8 input/output tensors
+``w4a8``    INT4 W +      like ``int8_wa``, but the weights of a model trained with 4-bit weights and
+            INT8 A        8-bit activations (``quantize.qat(model, 4, activation_bits=8)``) keep their
+                          trained scales and are stored as int4, two per byte (the converter's
+                          experimental ``_experimental_low_bit_qat`` + ``_experimental_reduce_type_precision``)
 ==========  ============  ===========================================================================
 
 Used by notebooks 02 and 05-08 (through ``labkit.tflite``).
@@ -21,13 +25,13 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from ..data.splits import evenly_spaced
-from .files import MODE_LABELS, MODES, Converted, captured_stderr, tail, zlib_size
+from .files import LOW_BIT_MODES, MODE_LABELS, MODES, Converted, captured_stderr, schema, tail, zlib_size
 from .litert import io_details
 
 if TYPE_CHECKING:  # pragma: no cover
     import tensorflow as tf
 
-__all__ = ["ROUTES", "DEFAULT_CALIBRATION_SAMPLES", "convert", "convert_all"]
+__all__ = ["ROUTES", "DEFAULT_CALIBRATION_SAMPLES", "convert", "convert_all", "int4_tensors"]
 
 DEFAULT_CALIBRATION_SAMPLES = 200
 """Representative samples used to calibrate ``int8_wa`` (evenly spaced over what is passed)."""
@@ -59,12 +63,26 @@ def _configure(converter: Any, mode: str, representative: Callable | None) -> No
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if mode == "fp16":
         converter.target_spec.supported_types = [tf.float16]
-    elif mode == "int8_wa":
+    elif mode in ("int8_wa", "w4a8"):
         converter.representative_dataset = representative
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
+        if mode == "w4a8":  # keep the trained 4-bit weight scales, then store weights that fit in 4 bits as int4
+            converter._experimental_low_bit_qat = True
+            converter._experimental_reduce_type_precision = True
     # int8_w: Optimize.DEFAULT without representative data = dynamic-range quantization
+
+
+_INT4 = 17
+"""TFLite's TensorType code of INT4 (``kTfLiteInt4``)."""
+
+
+def int4_tensors(data: bytes) -> int:
+    """How many constant tensors of a .tflite are stored as int4 (packed two values per byte)."""
+    m = schema().Model.GetRootAsModel(bytearray(data), 0)
+    return sum(1 for g in range(m.SubgraphsLength()) for i in range(m.Subgraphs(g).TensorsLength())
+               if m.Subgraphs(g).Tensors(i).Type() == _INT4)
 
 
 def _run_converter(converter: Any) -> bytes:
@@ -106,11 +124,13 @@ def convert(
     route: str | None = None,
     name: str | None = None,
 ) -> Converted:
-    """Convert a Keras model to TFLite in ``mode`` (``"fp32"``, ``"fp16"``, ``"int8_w"``, ``"int8_wa"``).
+    """Convert a Keras model to TFLite in ``mode`` (``"fp32"``, ``"fp16"``, ``"int8_w"``, ``"int8_wa"``, or
+    ``"w4a8"`` for a model trained with ``quantize.qat(model, 4, activation_bits=8)``).
 
-    ``int8_wa`` (full integer, int8 input/output) needs ``representative``: an array of float training
-    inputs (up to ``calibration_samples`` evenly spaced ones are used) or a ready
-    ``representative_dataset`` callable.
+    ``int8_wa`` and ``w4a8`` (full integer, int8 input/output) need ``representative``: an array of float
+    training inputs (up to ``calibration_samples`` evenly spaced ones are used) or a ready
+    ``representative_dataset`` callable. ``w4a8`` raises ``ValueError`` when no weight tensor came out
+    as int4 (a float or 8-bit model: its weights do not fit in 4 bits).
 
     ``route`` is how the model reaches the converter (:data:`ROUTES`):
 
@@ -127,16 +147,16 @@ def convert(
     """
     import tensorflow as tf
 
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
+    if mode not in MODES + LOW_BIT_MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose one of {MODES + LOW_BIT_MODES}")
     if route is not None and route not in ROUTES:
         raise ValueError(f"unknown route {route!r}; choose one of {ROUTES} (or None to pick automatically)")
     input_shape = tuple(int(v) for v in model.input_shape[1:])
     rep = None
-    if mode == "int8_wa":
+    if mode in ("int8_wa", "w4a8"):
         if representative is None:
-            raise ValueError("mode 'int8_wa' (INT8 W+A) calibrates activation ranges on representative data: "
-                             "pass representative=<~100-500 training inputs>, e.g. features of data.x_train")
+            raise ValueError(f"mode {mode!r} ({MODE_LABELS[mode]}) calibrates activation ranges on representative "
+                             "data: pass representative=<~100-500 training inputs>, e.g. features of data.x_train")
         rep = _representative_fn(representative, input_shape, calibration_samples)
     name = name if name is not None else model.name
 
@@ -166,6 +186,10 @@ def convert(
         failed = failures[-1][1]
         raise RuntimeError(f"converting {name!r} to {MODE_LABELS[mode]} failed (routes tried: {tried}): {failed}"
                            f"\nconverter log:\n{failed.log}") from failed.error
+    if mode == "w4a8" and int4_tensors(data) == 0:
+        raise ValueError(f"{name!r} converted with no int4 weight tensor: mode 'w4a8' stores the weights of a model "
+                         "trained with 4-bit weights and 8-bit activations; train it with "
+                         "quantize.qat(model, 4, activation_bits=8) and convert res.model")
     details = io_details(data)
     return Converted(data=data, mode=mode, size=len(data), zlib_size=zlib_size(data),
                      input_shape=details["input_shape"], output_shape=details["output_shape"],

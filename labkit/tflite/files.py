@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 __all__ = [
-    "MODES", "MODE_LABELS", "MODE_DESCRIPTIONS", "TFLITE_IDENTIFIER", "InvalidTFLiteError", "TFLMError",
+    "MODES", "LOW_BIT_MODES", "MODE_LABELS", "MODE_DESCRIPTIONS", "TFLITE_IDENTIFIER", "InvalidTFLiteError", "TFLMError",
     "QuantParams", "Converted", "zlib_size", "tflite_bytes", "check_tflite", "captured_stderr", "tail", "schema",
     "op_names",
     "has_variables", "storage_table", "breakdown", "to_c_array", "write_c_array",
@@ -38,7 +38,13 @@ __all__ = [
 MODES: tuple[str, ...] = ("fp32", "fp16", "int8_w", "int8_wa")
 """Conversion modes, in the order the course compares them."""
 
-MODE_LABELS: dict[str, str] = {"fp32": "FP32", "fp16": "FP16", "int8_w": "INT8 W", "int8_wa": "INT8 W+A"}
+LOW_BIT_MODES: tuple[str, ...] = ("w4a8",)
+"""Modes below 8 bits that the converter and both runtimes handle: ``w4a8``, int4 weights (packed two per
+byte, ``kTfLiteInt4``) with int8 activations, from a model trained with ``quantize.qat(model, 4,
+activation_bits=8)``. Not part of :data:`MODES` (a float model cannot be converted to it)."""
+
+MODE_LABELS: dict[str, str] = {"fp32": "FP32", "fp16": "FP16", "int8_w": "INT8 W", "int8_wa": "INT8 W+A",
+                               "w4a8": "INT4 W + INT8 A"}
 """The course's names for the modes (table and plot labels)."""
 
 MODE_DESCRIPTIONS: dict[str, str] = {
@@ -46,6 +52,7 @@ MODE_DESCRIPTIONS: dict[str, str] = {
     "fp16": "float16 weights (expanded to float32 when loaded), float32 arithmetic",
     "int8_w": "int8 weights, activations quantized on the fly; float32 between layers (hybrid kernels)",
     "int8_wa": "int8 weights and activations (calibrated scales), int32 biases, int8 input/output",
+    "w4a8": "int4 weights (two per byte, trained scales), int8 activations, int32 biases, int8 input/output",
 }
 """One line per mode: what the file stores and what the interpreter computes."""
 
