@@ -131,13 +131,15 @@ def test_versus_baseline_says_which_changes_are_noise():
     class Task:
         name, metric, metric_label, higher_is_better = "kws", "top1", "top-1", True
 
-    table = pd.DataFrame({"task": "kws", "variant": ["baseline", "structured 0.9 fine-tuned", "sparse 0.9 fine-tuned"],
-                          "top1_int8": [0.860, 0.870, 0.700], "zlib_kb": [30.0, 27.0, 15.0]})
+    table = pd.DataFrame({"task": "kws", "variant": ["baseline", "structured 0.9 fine-tuned", "sparse 0.9 fine-tuned",
+                                                     "sparse 0.9 one-shot"],
+                          "top1_int8": [0.860, 0.870, 0.700, float("nan")], "zlib_kb": [30.0, 27.0, 15.0, 16.0]})
     view, text = pruning.versus_baseline(table, Task(), n_test=300, columns=["zlib_kb"])
-    assert view["noise"].tolist() == [True, True, False]
+    assert view["noise"].tolist() == [True, True, False, None]  # one-shot: no int8 file, nothing to compare
+    assert "one-shot" not in text and "nan" not in text
     assert metrics.accuracy_difference(0.870, 0.860, 300)["noise"]
-    assert "structured 0.9 fine-tuned +0.010" in text and "not better than the baseline" in text
-    assert "sparse 0.9 fine-tuned -0.160" in text and list(view.columns)[-1] == "zlib_kb"
+    assert "noise, not a change: structured 0.9 fine-tuned +0.010" in text and "none is better or worse" in text
+    assert "Larger than the noise: sparse 0.9 fine-tuned -0.160" in text and list(view.columns)[-1] == "zlib_kb"
 
 
 def test_fronts_fit_the_data_and_show_persistence():

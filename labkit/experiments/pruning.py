@@ -355,23 +355,22 @@ def versus_baseline(table: pd.DataFrame, task: Task, *, n_test: int | None = Non
     view["change"] = view[value] - base
     band = metrics.accuracy_difference(base, base, n_test)["band"] if task.higher_is_better and n_test else None
     if band is not None:
-        view["noise"] = [metrics.accuracy_difference(v, base, n_test)["noise"] for v in view[value]]
+        view["noise"] = [metrics.accuracy_difference(v, base, n_test)["noise"] if v == v else None for v in view[value]]
     view = pd.concat([view, t[[c for c in columns if c in t.columns]]], axis=1).reset_index(drop=True)
-    others = view[~is_base.to_numpy()]
-    if "noise" not in view.columns:
+    others = view[~is_base.to_numpy() & view["change"].notna().to_numpy()]  # one-shot rows have no int8 file
+    if band is None:
         text = (f"{task.metric_label}: one seed, and no standard error of an MAE is computed here: read small "
                 f"changes as unproven (largest change against the baseline: {others['change'].abs().max():.3f}).")
         return view, text
-    noisy, real = others[others["noise"]], others[~others["noise"]]
-    text = (f"On {n_test} test clips the noise band of a difference to the baseline ({base:.3f}) is about "
-            f"±{band:.3f} (2 standard errors, one seed): {len(noisy)} of {len(others)} changes are "
-            f"inside it, so they are noise")
-    better = noisy[noisy["change"] > 0]
-    if len(better):
-        text += (f" (including {', '.join(f'{v} {c:+.3f}' for v, c in zip(better['variant'], better['change']))}: "
-                 "not better than the baseline)")
-    text += "; " + (f"larger: {', '.join(f'{v} {c:+.3f}' for v, c in zip(real['variant'], real['change']))}."
-                    if len(real) else "none is larger.")
+
+    def listed(rows: pd.DataFrame) -> str:
+        return ", ".join(f"{v} {c:+.3f}" for v, c in zip(rows["variant"], rows["change"])) or "none"
+
+    noisy, real = others[others["noise"].astype(bool)], others[~others["noise"].astype(bool)]
+    text = (f"On {n_test} test clips the noise band of a difference to the baseline's int8 top-1 ({base:.3f}) is "
+            f"about ±{band:.3f} (2 standard errors, one seed). Inside it, noise, not a change: {listed(noisy)}"
+            + (" (this test set cannot tell these from the baseline: none is better or worse)" if len(noisy) else "")
+            + f". Larger than the noise: {listed(real)}.")
     return view, text
 
 
