@@ -222,7 +222,7 @@ def latency_limits_note(trials: pd.DataFrame, *, mcu: McuModel = CORTEX_M4) -> s
             if c.metric not in ("inference_ms", "total_ms"):
                 continue
             host = t[c.metric].astype(float)
-            what = "inference" if c.metric == "inference_ms" else "features + inference"
+            what = "inference" if c.metric == "inference_ms" else "the whole prediction (features + inference + argmax)"
             lines.append(f"{p.name} asks {what} {c.op} {c.limit:g} ms. On this host (LiteRT, one thread) the "
                          f"{len(t)} configurations take {host.min():.3f}-{host.max():.3f} ms: "
                          f"{int(sum(c.passed(v) for v in host))} of {len(t)} pass.")
@@ -253,7 +253,7 @@ def forecast_limits_note(trials: pd.DataFrame, reference: Mapping[str, Any], *, 
             best = trials.loc[trials[c.metric].astype(float).idxmin()] if len(trials) else None
             text = f"{p.name}: {c} is {c.limit / ref:.2f}x persistence's error"
             if c.passed(ref):
-                text += " and persistence already meets it: it does not separate a model from no model"
+                text += " and persistence already meets it: it does not separate a model from no model."
             elif best is not None:
                 text += (f"; the best of {len(trials)} trials, {best['config']}, reaches {float(best[c.metric]):.3g} "
                          f"({float(best[c.metric]) / ref:.2f}x persistence)"
