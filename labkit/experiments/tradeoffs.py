@@ -255,7 +255,8 @@ def forecast_limits_note(trials: pd.DataFrame, reference: Mapping[str, Any], *, 
             if c.passed(ref):
                 text += " and persistence already meets it: it does not separate a model from no model."
             elif best is not None:
-                text += (f"; the best of {len(trials)} trials, {best['config']}, reaches {float(best[c.metric]):.3g} "
+                text += (f"; the best of the {trials['config'].nunique()} configurations searched, {best['config']}, "
+                         f"reaches {float(best[c.metric]):.3g} "
                          f"({float(best[c.metric]) / ref:.2f}x persistence)"
                          + (": it meets it." if c.passed(float(best[c.metric])) else ": not met."))
             lines.append(text)
