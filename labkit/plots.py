@@ -506,7 +506,9 @@ def plot_tradeoffs(table: pd.DataFrame, task: Task, *, mcu: McuModel = CORTEX_M4
             ax.set_xscale("log")
     axes[0].set_ylabel(task.metric_label + (" (higher is better)" if task.higher_is_better else
                                             " (lower is better)"))
-    axes[-1].legend(fontsize=7, loc="best")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=9, frameon=False,
+               bbox_to_anchor=(0.5, 0.0))  # below the panels, never over the data
     fig.suptitle(title or f"{task.name}: {task.model_name} pruned (Keras float metric)")
     fig.tight_layout()
     return fig
@@ -565,78 +567,134 @@ def _bounds(preset: ConstraintPreset, metric: str) -> tuple[float, float] | None
     return (lo, hi) if found else None
 
 
+def _fitted_range(values: np.ndarray, limits: Sequence[float]) -> tuple[list[float], list[float]]:
+    """Split preset ``limits`` into those near the data (within one data span of it: the axis extends to show
+    them) and those far from it (the axis stays fitted to the data; the limit is named at the edge)."""
+    a, b = float(np.nanmin(values)), float(np.nanmax(values))
+    span = max(b - a, 0.1 * abs(b), 1e-9)
+    near = [v for v in limits if a - span <= v <= b + span]
+    return near, [v for v in limits if v not in near]
+
+
 def plot_fronts(trials: pd.DataFrame, task: str, *, panels: Sequence[tuple[str, str]] | None = None,
-                presets: Iterable[ConstraintPreset] | None = None, title: str = "") -> "matplotlib.figure.Figure":
+                presets: Iterable[ConstraintPreset] | None = None, reference: Mapping[str, float] | None = None,
+                title: str = "") -> "matplotlib.figure.Figure":
     """Every trial (colour = model, marker = conversion mode), the Pareto front of each panel's two
-    objectives (line) and each constraint preset's feasible region (shaded box; a preset that bounds
-    only one of the two axes spans the other). Default panels: metric vs size and vs latency.
-    Used by notebook 08."""
+    objectives (line) and each constraint preset's feasible region (shaded box, named in the legend; a preset
+    that bounds only one of the two axes spans the other). Axes are fitted to the data: a limit far outside
+    it (a latency limit every trial meets by orders of magnitude) is not drawn to scale but named at the
+    panel's edge. ``reference`` (forecasting: ``search.persistence_reference``) is drawn as a star and a dotted
+    line; trials with ``beats_persistence`` False are hollow and never on the front. Used by notebook 08."""
     from matplotlib.lines import Line2D
-    from matplotlib.patches import Rectangle
+    from matplotlib.patches import Patch, Rectangle
     from matplotlib.ticker import MaxNLocator
 
     if task not in search.TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {search.TASKS}")
     panels = list(panels or _PANELS[task])
     presets = list(presets if presets is not None else search.presets_for(task))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.0), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 4.2), squeeze=False)
     models = sorted(trials["model"].unique()) if len(trials) else []
     colors = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(models)}
     marks = {"fp32": "o", "fp16": "D", "int8_w": "s", "int8_wa": "^"}
-    box_colors = plt.get_cmap("Set2")
+    box_colors = {p.name: plt.get_cmap("Set2")(i % 8) for i, p in enumerate(presets)}
+    beats = (trials["beats_persistence"].astype(bool) if "beats_persistence" in trials.columns
+             else pd.Series(True, index=trials.index))
+    ref = dict(reference or {})
     for ax, (x, y) in zip(axes[0], panels):
         data = trials.dropna(subset=[x, y]) if len(trials) else trials
         for (m, mode), part in data.groupby(["model", "mode"]) if len(data) else []:
-            ax.scatter(part[x], part[y], color=colors[m], marker=marks.get(mode, "o"), s=36, alpha=0.8,
-                       edgecolor="white", linewidth=0.5, zorder=3)
+            good = beats.loc[part.index]
+            for ok, sub in ((True, part[good]), (False, part[~good])):
+                ax.scatter(sub[x], sub[y], marker=marks.get(mode, "o"), s=36, alpha=0.85, linewidth=1.0,
+                           facecolor=colors[m] if ok else "none", edgecolor="white" if ok else colors[m], zorder=3)
+        has_ref = all(k in ref and ref[k] == ref[k] for k in (x, y))
         if len(data):
-            front = data[search.pareto_mask(data, {x: "min", y: _SENSE[y]})].sort_values(x)
+            pool = data[beats.loc[data.index]][[x, y]]
+            if has_ref:
+                pool = pd.concat([pd.DataFrame([{x: ref[x], y: ref[y]}]), pool], ignore_index=True)
+            front = pool[search.pareto_mask(pool, {x: "min", y: _SENSE[y]})].sort_values(x)
             ax.step(front[x], front[y], where="post", color="black", lw=1.2, zorder=2)
             ax.scatter(front[x], front[y], facecolor="none", edgecolor="black", s=90, lw=1.0, zorder=4)
             xs = data[x].to_numpy(float)
-            if x.endswith("_kb") and xs.min() > 0 and xs.max() / xs.min() > 20:
+            if x.endswith("_kb") and xs.min() > 0 and xs.max() / xs.min() > 20 and not has_ref:
                 ax.set_xscale("log")
+        if y in ref and ref[y] == ref[y]:
+            ax.axhline(ref[y], color="black", ls=":", lw=1.0, zorder=2)
+            if has_ref:
+                ax.scatter([ref[x]], [ref[y]], marker="*", s=160, color="black", zorder=5)
         ax.set_xlabel(_LABELS.get(x, x))
         ax.set_ylabel(_LABELS.get(y, y))
-        # make every preset's limits visible, then shade each feasible region
-        limits_x = [v for p in presets for b in [_bounds(p, x)] if b for v in b if math.isfinite(v)]
+        xs = np.concatenate([data[x].to_numpy(float), [ref[x]] if has_ref else []]) if len(data) else np.array([1.0])
+        ys = np.concatenate([data[y].to_numpy(float), [ref[y]] if y in ref else []]) if len(data) else np.array([1.0])
+        near_x, far_x = _fitted_range(xs, [v for p in presets for b in [_bounds(p, x)] if b for v in b
+                                           if math.isfinite(v)])
         limits_y = [v for p in presets for b in [_bounds(p, y)] if b for v in b if math.isfinite(v)]
+        near_y, _ = _fitted_range(ys, limits_y)
         x0, x1 = ax.get_xlim()
         y0, y1 = ax.get_ylim()
-        if ax.get_xscale() == "linear" and limits_x:  # sizes and latencies start at 0: show the whole box
+        if ax.get_xscale() == "linear":  # sizes and latencies start at 0
             x0 = min(x0, 0.0)
-        if _SENSE[y] == "min" and limits_y:  # errors start at 0 too
-            y0 = min(y0, 0.0)
-        if limits_x:
-            x0, x1 = min(x0, min(limits_x) / (1.3 if ax.get_xscale() == "log" else 1)), max(x1, max(limits_x) * 1.1)
-        if limits_y:
-            span = (max(y1, max(limits_y)) - min(y0, min(limits_y))) or 1.0
-            y0, y1 = min(y0, min(limits_y) - 0.05 * span), max(y1, max(limits_y) + 0.05 * span)
+        if near_x:
+            x0 = min(x0, min(near_x) / (1.3 if ax.get_xscale() == "log" else 1))
+            x1 = max(x1, max(near_x) * 1.08)
+        if _SENSE[y] == "min" and limits_y:  # errors start at 0: every error limit is on the axis
+            y0, near_y = 0.0, limits_y
+        if near_y:
+            y0, y1 = min(y0, min(near_y)), max(y1, max(near_y))
+            if _SENSE[y] == "max":  # a lower bound on accuracy: give the feasible band a readable height
+                y1 = max(y1, max(near_y) + 0.35 * (max(near_y) - y0))
+                y1 = min(y1, 1.0 + 0.02 * (y1 - y0)) if y == "top1" else y1
+            pad = 0.04 * (y1 - y0)
+            y0, y1 = y0 - (pad if y0 != 0 else 0), y1 + pad
         ax.set_xlim(x0, x1)
         ax.set_ylim(y0, y1)
-        drawn: list[tuple[float, float]] = []
-        for i, p in enumerate(presets):
+        regions: dict[tuple[float, ...], list[str]] = {}  # presets with the same region here: one box, one label
+        for p in presets:
             bx, by = _bounds(p, x), _bounds(p, y)
             if bx is None and by is None:
                 continue
             lx, hx = (max(bx[0], x0), min(bx[1], x1)) if bx else (x0, x1)
             ly, hy = (max(by[0], y0), min(by[1], y1)) if by else (y0, y1)
-            color = box_colors(i % 8)
-            ax.add_patch(Rectangle((lx, ly), hx - lx, hy - ly, facecolor=color, alpha=0.18, edgecolor=color,
-                                   lw=1.5, zorder=1))
-            corner = (hx, hy)
-            stacked = sum(1 for q in drawn if q[1] == corner[1])  # boxes with the same top: stack the labels
-            drawn.append(corner)
-            ax.annotate(p.name, corner, xytext=(-3, -3 - 10 * stacked), textcoords="offset points", ha="right",
-                        va="top", fontsize=8, color="dimgray", zorder=5)
-        ax.xaxis.set_major_locator(MaxNLocator(5)) if ax.get_xscale() == "linear" else None
+            if hx > lx and hy > ly:
+                regions.setdefault((lx, hx, ly, hy), []).append(p.name)
+        placed: list[tuple[float, float]] = []  # label anchors in pixels: move a label down past its neighbours
+        for (lx, hx, ly, hy), names in sorted(regions.items(), key=lambda kv: -kv[0][3]):
+            color = box_colors[names[0]] if len(names) == 1 else (0.6, 0.6, 0.6, 1.0)
+            ax.add_patch(Rectangle((lx, ly), hx - lx, hy - ly, facecolor=(*color[:3], 0.16), edgecolor=color, lw=1.4,
+                                   zorder=1))
+            px, py = ax.transData.transform((hx, min(hy, y1)))
+            dy = 0.0
+            while any(abs(px - qx) < 75 and abs(py - dy - qy) < 13 for qx, qy in placed):
+                dy += 13
+            placed.append((px, py - dy))
+            ax.annotate(", ".join(names), (hx, min(hy, y1)), xytext=(-3, -3 - dy * 72 / fig.dpi),
+                        textcoords="offset points", ha="right", va="top", fontsize=8, color="dimgray", zorder=6,
+                        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.7})
+        far = sorted({v for v in far_x if v > x1})
+        for k, v in enumerate(far):
+            names = [p for p in presets if (_bounds(p, x) or (0, 0))[1] == v]
+            unit = next((c.unit for c in names[0].constraints if c.metric == x), "")
+            ax.annotate(f"{', '.join(p.name for p in names)}: limit {v:g} {unit}, off the axis →", (0.99, 0.88 - 0.08 * k),
+                        xycoords="axes fraction", ha="right", va="top", fontsize=8, color="dimgray", zorder=6,
+                        bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.8})
+        if ax.get_xscale() == "linear":
+            ax.xaxis.set_major_locator(MaxNLocator(5))
     handles = [Line2D([], [], color=colors[m], marker="o", ls="", label=m) for m in models]
     used = sorted(trials["mode"].unique()) if len(trials) else []
     handles += [Line2D([], [], color="gray", marker=marks.get(md, "o"), ls="", label=tflite.MODE_LABELS.get(md, md))
                 for md in used]
     handles += [Line2D([], [], color="black", lw=1.2, marker="o", mfc="none", label="Pareto front")]
-    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 8), frameon=False,
-               bbox_to_anchor=(0.5, -0.06))
+    if ref:
+        handles += [Line2D([], [], color="black", marker="*", ms=10, ls=":", label=str(ref.get("config", "reference"))),
+                    Line2D([], [], color="gray", marker="o", mfc="none", ls="", label="does not beat persistence")]
+    boxes = [Patch(facecolor=box_colors[p.name], alpha=0.5, edgecolor=box_colors[p.name],
+                   label=str(p).replace("_mae", " MAE").replace("size_kb", "size")) for p in presets]
+    fig.legend(handles=handles, loc="upper center", ncol=min(len(handles), 7), frameon=False,
+               bbox_to_anchor=(0.5, 0.0), fontsize=9)
+    fig.legend(handles=boxes, loc="upper center", ncol=min(len(boxes), 3), frameon=False,
+               bbox_to_anchor=(0.5, -0.07), fontsize=9, title="feasible region of each preset (shaded)",
+               title_fontsize=9)
     if title:
         fig.suptitle(title)
     fig.tight_layout()

@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from . import config, features, models, prune, tasks, tflite, train
+from . import config, features, metrics, models, prune, tasks, tflite, train
 from .studies import (StorageError, default_storage, mask_url, open_study, run_study,  # noqa: F401
                       trials_frame)
 from .tasks import Task
@@ -163,8 +163,12 @@ def pareto_mask(frame: pd.DataFrame, objectives: Mapping[str, str]) -> np.ndarra
 def best_per_preset(trials: pd.DataFrame, presets: Iterable[ConstraintPreset], *,
                     primary: str, sense: str = "max") -> pd.DataFrame:
     """For each preset: the passing trial with the best ``primary`` metric (or 'none meets it', with the
-    trial that comes closest: the largest worst-case relative margin). Used by notebook 08."""
+    trial that comes closest: the largest worst-case relative margin). Rows whose ``beats_persistence`` column
+    (forecasting, :func:`mark_persistence`) is False are no candidates: a forecaster that does not beat the
+    free persistence forecast is never "best" nor "closest". Used by notebook 08."""
     rows = []
+    if "beats_persistence" in trials.columns:
+        trials = trials[trials["beats_persistence"].astype(bool)]
     for preset in presets:
         checks = [check(r, preset) for r in trials.to_dict(orient="records")]
         passing = [i for i, c in enumerate(checks) if c["passed"].all()]
@@ -174,7 +178,8 @@ def best_per_preset(trials: pd.DataFrame, presets: Iterable[ConstraintPreset], *
             status = "met"
         else:
             def closeness(c: pd.DataFrame) -> float:
-                rel = [m / abs(l) if m is not None and l else -math.inf for m, l in zip(c["margin"], c["limit"])]
+                rel = [m / abs(l) if m is not None and m == m and l else -math.inf  # missing value: the worst
+                       for m, l in zip(c["margin"], c["limit"])]
                 return min(rel)
             if not checks:
                 rows.append({"preset": preset.name, "constraints": str(preset).split(": ", 1)[1],
@@ -186,6 +191,40 @@ def best_per_preset(trials: pd.DataFrame, presets: Iterable[ConstraintPreset], *
         row.update(trials.iloc[i].to_dict())
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------- persistence, the free forecaster
+PERSISTENCE = "persistence (no model, 0 B)"
+"""The ``config`` label of the persistence forecast: the last observed value repeated, no model, no bytes."""
+
+
+def persistence_reference(windows: Any, cfg: config.Profile) -> dict[str, Any]:
+    """The persistence forecast scored like a trial (``T_mae`` and ``RH_mae`` on the same test windows as
+    :func:`evaluate_forecast`: the first ``cfg.eval_limit``), with ``size_kb`` 0: the zero-cost reference every
+    forecaster must beat. Used by :func:`run_search` (notebook 08)."""
+    y = np.asarray(windows.y_test)
+    n = len(y) if cfg.eval_limit is None else max(0, min(len(y), int(cfg.eval_limit)))
+    true = (np.asarray(windows.y_true("test"), np.float64) if hasattr(windows, "y_true")
+            else np.asarray(windows.denormalize_targets(y), np.float64))[:n]
+    scores = metrics.forecast_mae(true, metrics.persistence(windows)[:n], list(windows.target_names))
+    return {"trial": "ref", "config": PERSISTENCE, "model": "persistence",
+            "T_mae": float(scores["T_mae"]), "RH_mae": float(scores["RH_mae"]), "size_kb": 0.0, "tflite_kb": 0.0,
+            "params": 0.0, "n_test": n}
+
+
+def mark_persistence(trials: pd.DataFrame, reference: Mapping[str, Any]) -> pd.DataFrame:
+    """``trials`` with a ``beats_persistence`` column (True when both the T and the RH MAE are below the
+    persistence forecast's) and ``pareto`` recomputed over :data:`OBJECTIVES` with persistence counted as a
+    candidate: a trial persistence dominates (no better on any error, and larger) leaves the front, and a trial
+    that does not beat persistence on both variables is never on it. Used by :func:`run_search` (notebook 08)."""
+    out = trials.copy()
+    out["beats_persistence"] = ((out["T_mae"] < reference["T_mae"]) & (out["RH_mae"] < reference["RH_mae"])
+                                ).to_numpy(bool)
+    objectives = OBJECTIVES["forecast"]
+    both = pd.concat([pd.DataFrame([{k: reference[k] for k in objectives}]), out[list(objectives)]],
+                     ignore_index=True)
+    out["pareto"] = pareto_mask(both, objectives)[1:] & out["beats_persistence"].to_numpy(bool)
+    return out
 
 
 def _key(params: Mapping[str, Any]) -> tuple:
@@ -485,13 +524,18 @@ class SearchResult:
     storage: str
     new_trials: int
     seconds: float
+    reference: dict[str, Any] | None = None
 
     @property
     def front(self) -> pd.DataFrame:
-        """The non-dominated trials over every objective of the task, best primary metric first."""
+        """The non-dominated trials over every objective of the task, best primary metric first; for
+        forecasting, the persistence forecast (:attr:`reference`, 0 B) first, as the zero-cost reference."""
         metric, sense = PRIMARY[self.task]
         front = self.trials[self.trials["pareto"]].drop_duplicates("config")  # a configuration tried twice: once
-        return front.sort_values(metric, ascending=sense == "min")
+        front = front.sort_values(metric, ascending=sense == "min")
+        if self.reference is None:
+            return front
+        return pd.concat([pd.DataFrame([self.reference]), front], ignore_index=True)
 
 
 def study_name(task: str, dataset: Any, cfg: config.Profile, *, seed: int = 0,
@@ -541,8 +585,11 @@ def run_search(task: str, dataset: Any, cfg: config.Profile, *, seed: int = 0,
         frame.insert(1, "config", [describe({k: r[k] for k in PARAM_DEFAULTS[task]}, task)
                                    for r in frame.to_dict("records")])
         frame["pareto"] = pareto_mask(frame, objectives)
+    reference = persistence_reference(dataset, cfg) if task == "forecast" else None
+    if reference is not None and len(frame):
+        frame = mark_persistence(frame, reference)
     return SearchResult(task=task, study=study, trials=frame, space=space, name=name, storage=url,
-                        new_trials=len(frame) - before, seconds=time.perf_counter() - t0)
+                        new_trials=len(frame) - before, seconds=time.perf_counter() - t0, reference=reference)
 
 
 # ------------------------------------------------------------------------------------- preset reports
@@ -553,23 +600,36 @@ def presets_table(task: str | None = None) -> pd.DataFrame:
                           "description": p.description} for p in chosen]).set_index("preset")
 
 
-def best_configs(trials: pd.DataFrame, task: str) -> pd.DataFrame:
-    """:func:`best_per_preset` over the presets of ``task`` with the task's :data:`PRIMARY` metric,
-    columns tidied: preset, constraints, status, trial, config, the objectives, then the rest.
+def best_configs(trials: pd.DataFrame, task: str, *, reference: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """:func:`best_per_preset` over the presets of ``task`` with the task's :data:`PRIMARY` metric, in few
+    columns: preset, constraints, status, trial, source (when the candidates carry one), config, the measured
+    objectives and ``beats_persistence`` (the parameters are in ``config``). With a
+    ``reference`` (the persistence forecast, :func:`persistence_reference`), trials that do not beat it are
+    no candidates (:func:`mark_persistence`) and each preset also gets a row for the reference itself
+    (status "reference: no model"), so that a limit the free forecast already meets shows as such.
     Used by notebook 08."""
     metric, sense = PRIMARY[_check_task(task)]
+    if reference is not None and len(trials):
+        trials = mark_persistence(trials, reference)
     best = best_per_preset(trials, presets_for(task), primary=metric, sense=sense)
-    first = [c for c in ("preset", "constraints", "status", "trial", "config", *OBJECTIVES[task], "inference_ms",
-                         "total_ms", "tflite_kb") if c in best.columns]
-    first = list(dict.fromkeys(first))
-    drop = {"pareto", "eval_s", "preprocessing_ms", "postprocessing_ms"}
-    return best[first + [c for c in best.columns if c not in first and c not in drop]]
+    if reference is not None:
+        refs = pd.DataFrame([{"preset": p.name, "constraints": str(p).split(": ", 1)[1],
+                              "status": "reference: no model", **reference} for p in presets_for(task)])
+        best = pd.concat([best, refs], ignore_index=True)
+        best["order"] = [list(PRESETS).index(p) for p in best["preset"]]
+        best = best.sort_values(["order"], kind="stable").drop(columns="order").reset_index(drop=True)
+    keep = [c for c in ("preset", "constraints", "status", "trial", "source", "config", *OBJECTIVES[task],
+                        "inference_ms", "total_ms", "beats_persistence") if c in best.columns]
+    return best[list(dict.fromkeys(keep))]  # the parameters are in ``config``; the rest is in the trials
 
 
-def preset_checks(best: pd.DataFrame) -> pd.DataFrame:
-    """One row per preset and constraint for the configurations :func:`best_per_preset` picked: the
-    measured value, the limit, pass/fail and the margin (positive = inside the bound, in the metric's
-    unit). Used by notebook 08."""
+def preset_checks(best: pd.DataFrame, *, n_test: int | None = None) -> pd.DataFrame:
+    """One row per preset and constraint for the configurations :func:`best_per_preset` picked (and the
+    persistence reference of :func:`best_configs`): the measured value, the limit, pass/fail and the margin
+    (positive = inside the bound, in the metric's unit), and ``source`` when the candidates carry one. With
+    ``n_test`` (the test clips behind each top-1), a top-1 constraint also gets ``noise_band``, two standard
+    errors of the accuracy (``metrics.accuracy_se``), and ``within_noise``: the margin is smaller than that,
+    so the test set cannot tell whether the limit is met. Used by notebook 08."""
     parts = []
     for r in best.to_dict("records"):
         if r.get("status") == "no trials":
@@ -577,15 +637,26 @@ def preset_checks(best: pd.DataFrame) -> pd.DataFrame:
         table = check(r, r["preset"])
         table.insert(1, "status", r["status"])
         table.insert(2, "config", r.get("config", ""))
+        if "source" in r:
+            table.insert(3, "source", r["source"])
+        if n_test:
+            band = [2 * metrics.accuracy_se(v, n_test) if m == "top1" and v is not None and not pd.isna(v)
+                    else float("nan") for m, v in zip(table["metric"], table["value"])]
+            table["noise_band"] = band
+            table["within_noise"] = [bool(abs(m) <= b) if b == b and m is not None else False
+                                     for m, b in zip(table["margin"], band)]
         parts.append(table)
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
 def preset_key(best: pd.DataFrame) -> dict[str, str]:
     """``{preset: "met by <config>: ..." | "not met; closest: <config> ..."}`` for the report's index page
-    (every number in the text is a measured value). Used by notebook 08."""
+    (every number in the text is a measured value; the persistence reference rows are left out).
+    Used by notebook 08."""
     key = {}
     for r in best.to_dict("records"):
+        if str(r.get("status", "")).startswith("reference"):
+            continue
         if r.get("status") == "no trials":
             key[r["preset"]] = "no trials"
             continue

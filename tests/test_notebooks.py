@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from labkit import report
+from labkit import report, search
 
 pytestmark = pytest.mark.slow
 NOTEBOOKS = [p.stem for p in report.discover()]
@@ -142,6 +142,9 @@ def test_07_pruning_summary(smoke_report):
 def test_08_constraint_checks_are_consistent(smoke_report):
     checks = _table(smoke_report, "08_preset_checks")
     assert set(checks["preset"]) == {"kws_a", "kws_b", "kws_c", "forecast_a", "forecast_b"}
+    reference = checks[checks["status"] == "reference: no model"]  # persistence, checked beside the picks
+    assert set(reference["preset"]) == {"forecast_a", "forecast_b"} and (reference["config"] == search.PERSISTENCE).all()
+    checks = checks[checks["status"] != "reference: no model"]
     for row in checks.to_dict(orient="records"):
         if row["value"] is None or row["value"] != row["value"]:
             assert not row["passed"]

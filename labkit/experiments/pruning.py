@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .. import bench, config, estimate, prune, tasks, tflite
+from .. import metrics
 from ..estimate import CORTEX_M4, McuModel
 from ..tasks import Task
 
@@ -385,3 +386,41 @@ def summary_key(summary: pd.DataFrame) -> dict[str, float]:
             key[f"{name} zlib %"] = round(float(r.zlib_change_pct), 1)
             key[f"{name} latency %"] = round(float(r.latency_change_pct), 1)
     return key
+
+
+# --------------------------------------------------------------- is a change against the baseline noise?
+def versus_baseline(table: pd.DataFrame, task: Task, *, n_test: int | None = None,
+                    columns: Sequence[str] = ()) -> tuple[pd.DataFrame, str]:
+    """A short view of a :func:`sweep` table or a :func:`summary_table` for ``task``: each variant's int8
+    metric, its change against the baseline's, and for top-1 on ``n_test`` clips whether that change is
+    inside the noise band, two standard errors of the difference (``metrics.accuracy_difference``: ``noise`` True means this test set cannot
+    tell the variant from the baseline), then ``columns``; and one sentence saying which changes are noise.
+    Used by notebook 07."""
+    t = table[table["task"] == task.name] if "task" in table.columns else table
+    value = "value_int8" if "value_int8" in t.columns else f"{task.metric}_int8"
+    is_base = t["variant"].str.lower() == "baseline"
+    base = float(t.loc[is_base, value].iloc[0])
+    view = t[["variant", value]].copy()
+    view["change"] = view[value] - base
+    band = metrics.accuracy_difference(base, base, n_test)["band"] if task.higher_is_better and n_test else None
+    if band is not None:
+        view["noise"] = [metrics.accuracy_difference(v, base, n_test)["noise"] if v == v else None for v in view[value]]
+    view = pd.concat([view, t[[c for c in columns if c in t.columns]]], axis=1).reset_index(drop=True)
+    others = view[~is_base.to_numpy() & view["change"].notna().to_numpy()]  # one-shot rows have no int8 file
+    if band is None:
+        text = (f"{task.metric_label}: one seed, and no standard error of an MAE is computed here: read small "
+                f"changes as unproven (largest change against the baseline: {others['change'].abs().max():.3f}).")
+        return view, text
+
+    def listed(rows: pd.DataFrame) -> str:
+        return ", ".join(f"{v} {c:+.3f}" for v, c in zip(rows["variant"], rows["change"])) or "none"
+
+    noisy, real = others[others["noise"].astype(bool)], others[~others["noise"].astype(bool)]
+    text = (f"On {n_test} test clips the noise band of a difference to the baseline's int8 top-1 ({base:.3f}) is "
+            f"about ±{band:.3f} (2 standard errors, one seed). Inside it, noise, not a change: {listed(noisy)}"
+            + (" (this test set cannot tell these from the baseline: none is better or worse)" if len(noisy) else "")
+            + f". Larger than the noise: {listed(real)}.")
+    return view, text
+
+
+__all__ += ["versus_baseline"]

@@ -9,12 +9,14 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from .. import config, results, train
+from .. import config, estimate, features, metrics, models, results, search, train
+from ..estimate import CORTEX_M4, McuModel
 from ..search import PARAM_DEFAULTS, _MEMO, _check_task, _key, _memo_key, make_objective, normalize_params
 from .pruning import sweep_settings
 
 __all__ = ["COURSE_MODELS", "COURSE_OPTIMIZATIONS", "COURSE_FEATURES", "QUANTIZATION_ROWS", "course_settings",
-           "course_params", "recorded_rows", "course_table"]
+           "course_params", "recorded_rows", "course_table", "mcu_estimates", "latency_limits_note",
+           "forecast_limits_note", "latency_drivers", "candidates", "course_view", "compare_recorded"]
 
 
 COURSE_MODELS: dict[str, tuple[str, ...]] = {
@@ -206,5 +208,194 @@ def course_table(task: str, dataset: Any, cfg: config.Profile, *, seed: int = 0,
         for k, label in _COLUMNS[task].items():
             row[label] = float(found[k]) if found.get(k) is not None else float("nan")
         row["Source"] = found["source"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------ reading the presets (notebook 08)
+def mcu_estimates(trials: pd.DataFrame, num_classes: int, *, mcu: McuModel = CORTEX_M4) -> pd.DataFrame:
+    """``trials`` (KWS) with the MACs of each configuration's network (built at its width and features; a
+    structured row at ``alpha x keep``, the architecture channel pruning leaves) and ``mcu_ms_est``, the kit's
+    microcontroller latency estimate from them (``estimate.CORTEX_M4``: MACs x cycles per MAC / clock).
+    Used by notebook 08."""
+    out = trials.copy()
+    macs: dict[tuple, int] = {}
+    for r in out.to_dict("records"):
+        k = (r["model"], r["features"], float(r.get("alpha", 1.0)) * float(r.get("keep", 1.0)))
+        if k not in macs:
+            net = models.build(k[0], features.output_shape(k[1]), num_classes, alpha=k[2])
+            macs[k] = int(estimate.totals(net)["macs"])
+    out["macs"] = [macs[(r["model"], r["features"], float(r.get("alpha", 1.0)) * float(r.get("keep", 1.0)))]
+                   for r in out.to_dict("records")]
+    out["mcu_ms_est"] = [mcu.latency_ms(m) for m in out["macs"]]
+    return out
+
+
+def latency_limits_note(trials: pd.DataFrame, *, mcu: McuModel = CORTEX_M4) -> str:
+    """What the KWS presets' latency limits mean on this host and on the kit's microcontroller estimate,
+    computed from ``trials`` (with :func:`mcu_estimates`' columns). Every number is measured or estimated
+    here. Used by notebook 08."""
+    if not len(trials):
+        return "No KWS trials: nothing to compare the latency limits with."
+    t = trials.drop_duplicates("config")
+    small = t.loc[t["macs"].idxmin()]
+    lines = []
+    for p in search.presets_for("kws"):
+        for c in p.constraints:
+            if c.metric not in ("inference_ms", "total_ms"):
+                continue
+            host = t[c.metric].astype(float)
+            what = "inference" if c.metric == "inference_ms" else "the whole prediction (features + inference + argmax)"
+            lines.append(f"{p.name} asks {what} {c.op} {c.limit:g} ms. On this host (LiteRT, one thread) the "
+                         f"{len(t)} configurations take {host.min():.3f}-{host.max():.3f} ms: "
+                         f"{int(sum(c.passed(v) for v in host))} of {len(t)} pass.")
+            budget = c.limit * 1e-3 * mcu.clock_hz / mcu.cycles_per_mac
+            fit = int(sum(c.passed(v) for v in t["mcu_ms_est"]))
+            lines.append(f"  On the kit's microcontroller estimate ({mcu.name}, {mcu.cycles_per_mac:.1f} cycles/MAC) "
+                         f"their inference alone takes {t['mcu_ms_est'].min():.0f}-{t['mcu_ms_est'].max():.0f} ms; "
+                         f"{c.limit:g} ms there allows {budget:,.0f} MACs, {small['macs'] / budget:.0f}x fewer than "
+                         f"the smallest network searched ({small['model']}, {small['macs']:,} MACs): "
+                         f"{fit} of {len(t)} would fit.")
+    lines.append("Which hardware the course's latency limits assume, we do not know: they are met on this host's CPU "
+                 "and missed by far on the Cortex-M4 estimate, so here they only rank host latencies.")
+    return "\n".join(lines)
+
+
+def forecast_limits_note(trials: pd.DataFrame, reference: Mapping[str, Any], *, dataset: str = "") -> str:
+    """The forecasting presets' error limits next to the persistence forecast (``reference``,
+    ``search.persistence_reference``) and the best trial: which limits the free forecast already meets and
+    how far below persistence the others ask. Computed from the trials. Used by notebook 08."""
+    where = f" of {dataset}" if dataset else ""
+    lines = [f"Persistence (no model, 0 B) on the {reference.get('n_test', '?')} test windows{where}: "
+             f"T MAE {reference['T_mae']:.3f} °C, RH MAE {reference['RH_mae']:.2f} %RH."]
+    for p in search.presets_for("forecast"):
+        for c in p.constraints:
+            if c.metric not in ("T_mae", "RH_mae"):
+                continue
+            ref = float(reference[c.metric])
+            best = trials.loc[trials[c.metric].astype(float).idxmin()] if len(trials) else None
+            text = f"{p.name}: {c} is {c.limit / ref:.2f}x persistence's error"
+            if c.passed(ref):
+                text += " and persistence already meets it: it does not separate a model from no model."
+            elif best is not None:
+                text += (f"; the best of the {trials['config'].nunique()} configurations searched, {best['config']}, "
+                         f"reaches {float(best[c.metric]):.3g} "
+                         f"({float(best[c.metric]) / ref:.2f}x persistence)"
+                         + (": it meets it." if c.passed(float(best[c.metric])) else ": not met."))
+            lines.append(text)
+    return "\n".join(lines)
+
+
+def latency_drivers(trials: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """How the KWS trials' total latency splits into features and inference, per frame setting and per network
+    (medians over distinct configurations), and a sentence saying which of the two choices moved the total more,
+    against the timing noise: the spread of the *same* feature computation timed in different trials.
+    Used by notebook 08 (its take-away on total latency)."""
+    t = trials.drop_duplicates("config")
+    cols = ["preprocessing_ms", "inference_ms", "total_ms"]
+    table = pd.concat([t.groupby("features")[cols].median().rename(index=lambda v: f"features {v}"),
+                       t.groupby("model")[cols].median().rename(index=lambda v: f"network {v}")])
+    share = float((t["preprocessing_ms"] / t["total_ms"]).median())
+    noise = float(t.groupby("features")["preprocessing_ms"].agg(lambda v: v.max() - v.min()).max())
+    text = (f"The features take {share:.0%} of the total latency on this host (median over {len(t)} configurations). "
+            f"The same feature computation timed in different trials spreads over {noise:.3f} ms: timing noise.")
+    moves = {}
+    for what, col in (("frame settings", "features"), ("network", "model")):
+        med = t.groupby(col)["total_ms"].median()
+        if len(med) > 1:
+            moves[what] = float(med.max() - med.min())
+            text += f" Changing the {what} ({', '.join(med.index)}) moves the median total by {moves[what]:.3f} ms."
+    if moves:
+        big = max(moves, key=moves.get)
+        text += (f" The {big} move it more, by more than the noise." if moves[big] > noise else
+                 " Neither moves it by more than the timing noise: this search cannot rank them.")
+    return table, text
+
+
+# ---------------------------------------------------------- every measured candidate, readable tables (notebook 08)
+def candidates(task: str, trials: pd.DataFrame, table: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Every configuration the notebook measured, one frame for ``search.best_configs``: the search ``trials``
+    (``source`` "trial N") and the rows of :func:`course_table` the search did not try (pruned rows recorded
+    by notebook 07 or measured here, ``source`` as in the table), with the trials' columns and ``config``
+    labels. Used by notebook 08."""
+    _check_task(task)
+    rows = trials.drop(columns=["pareto", "beats_persistence"], errors="ignore").assign(
+        source=[f"trial {t}" for t in trials["trial"]]) if len(trials) else pd.DataFrame()
+    extra = []
+    inverse = {label: k for k, label in _COLUMNS[task].items()}
+    for r in ([] if table is None else table.to_dict("records")):
+        if str(r.get("Source", "")).startswith("search trial") or pd.isna(r.get(_COLUMNS[task]["size_kb"])):
+            continue
+        p = course_params(task, r["Model"], r["Optimization"])
+        extra.append({"trial": None, "config": search.describe(p, task), **p,
+                      **{k: r[label] for label, k in inverse.items() if label in r}, "source": r["Source"]})
+    return pd.concat([rows, pd.DataFrame(extra)], ignore_index=True) if extra else rows
+
+
+def _tags(sources: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    """Short tags for the ``Source`` sentences of a course table, and their legend."""
+    known = {"notebook 05": ("nb05", "the row notebook 05 recorded for the same trained model"),
+             "notebook 07": ("nb07", "the row notebook 07 recorded for the same trained model (interpreter call "
+                                     "alone, no total latency)"),
+             "measured here": ("here", "measured by this notebook (through the caches)")}
+    tags, legend = [], {}
+    for s in sources:
+        s = str(s)
+        if s.startswith("search trial"):
+            tag, meaning = "T" + s.split()[-1], "search trial <n> of this notebook"
+            legend.setdefault("T<n>", meaning)
+        elif s in known:
+            tag, meaning = known[s]
+            legend[tag] = meaning
+        else:
+            tag = next((k for k, v in legend.items() if v == s), f"n{sum(k.startswith('n') and k[1:].isdigit() for k in legend) + 1}")
+            legend[tag] = s
+        tags.append(tag)
+    return tags, legend
+
+
+def course_view(table: pd.DataFrame, task: str, *, n_test: int | None = None,
+                reference: Mapping[str, Any] | None = None) -> tuple[pd.DataFrame, str]:
+    """A readable copy of a :func:`course_table`: short ``Source`` tags (the returned legend says what each
+    means); for KWS with ``n_test`` clips, ``±2SE``: two standard errors of each top-1
+    (``metrics.accuracy_se``): two rows closer than that cannot be told apart on this test set; for
+    forecasting with the persistence ``reference`` (``search.persistence_reference``), ``vs persistence``:
+    "beats" only when both MAEs are below persistence's. Used by notebook 08."""
+    view = table.copy()
+    view["Source"], legend = _tags(view["Source"])
+    if task == "kws" and n_test:
+        view.insert(view.columns.get_loc("Top-1") + 1, "±2SE",
+                    [2 * metrics.accuracy_se(v, n_test) if v == v else float("nan") for v in view["Top-1"]])
+    text = "Source: " + "; ".join(f"{k} = {v}" for k, v in legend.items())
+    if task == "forecast" and reference is not None:
+        view.insert(view.columns.get_loc("H MAE") + 1, "vs persistence",
+                    ["-" if t != t else "beats" if t < reference["T_mae"] and h < reference["RH_mae"] else "DOES NOT BEAT"
+                     for t, h in zip(view["T MAE"], view["H MAE"])])
+        text += (f"\nvs persistence: both MAEs below persistence's (T {reference['T_mae']:.3f} °C, "
+                 f"RH {reference['RH_mae']:.2f} %RH, no model)")
+    return view, text
+
+
+def compare_recorded(table: pd.DataFrame, task: str, *, n_test: int | None = None,
+                     directory: str | Path | None = None) -> pd.DataFrame:
+    """The rows of a :func:`course_table` that notebook 07 also recorded (same model and optimization, its int8
+    file), side by side: 07's value, this table's, the difference and where this table's number comes from.
+    For top-1 with ``n_test`` clips, ``noise`` says whether the difference is inside two standard errors
+    (``metrics.accuracy_difference``). An empty frame when 07 recorded nothing. Used by notebook 08."""
+    doc = _load_doc("07_pruning", directory)
+    if not doc:
+        return pd.DataFrame()
+    label = {"kws": "Top-1", "forecast": "T MAE"}[_check_task(task)]
+    here = table.set_index(["Model", "Optimization"])
+    rows = []
+    for r in doc["rows"]:
+        key = (r.get("model"), r.get("variant"))
+        if r.get("task") != task or key not in here.index or pd.isna(here.loc[key, label]):
+            continue
+        ours, theirs = float(here.loc[key, label]), float(r["value_int8"])
+        row = {"Model": key[0], "Optimization": key[1], f"07 {label}": theirs, f"08 {label}": ours,
+               "difference": ours - theirs, "08 source": here.loc[key, "Source"]}
+        if task == "kws" and n_test:
+            row["noise"] = metrics.accuracy_difference(ours, theirs, n_test)["noise"]
         rows.append(row)
     return pd.DataFrame(rows)
