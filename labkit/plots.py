@@ -1,7 +1,6 @@
 """Every figure of the course, the plot style and the one way figures are saved (``save_fig``).
 
-Figure functions take what the library computed (DataFrames, arrays, results) and only draw it; they are
-grouped by notebook below. The figure style is applied by ``labkit.session.setup``.
+Figure functions only draw what the library computed, grouped by notebook; ``labkit.session.setup`` applies the style.
 """
 from __future__ import annotations
 
