@@ -190,7 +190,8 @@ def versus(table: pd.DataFrame, reference: str, *, n: int, metric: str = "top1",
 
 
 def wa_by_features(data: Any, models: Sequence[str], features: Sequence[str], *, epochs: int, batch_size: int,
-                   seed: int = 0, eval_limit: int | None = None, samples: int = 200) -> pd.DataFrame:
+                   seed: int = 0, eval_limit: int | None = None, samples: int = 200,
+                   augment: Any = None) -> pd.DataFrame:
     """Full-integer (INT8 W+A) files of the same networks trained on different features (notebook 03's
     cached models): per (model, features), the float model's test top-1, the 8-bit W+A simulation's and
     the real .tflite's (LiteRT), calibrated by the kit's rule (``Task.calibration_inputs(samples)``), the
@@ -201,7 +202,7 @@ def wa_by_features(data: Any, models: Sequence[str], features: Sequence[str], *,
     rows = []
     for name, feat in tqdm([(m, f) for m in models for f in features], desc="INT8 W+A by features", leave=False):
         task = tasks.kws_task(data, name, feat, epochs=epochs, batch_size=batch_size, seed=seed,
-                              eval_limit=eval_limit)
+                              eval_limit=eval_limit, augment=augment)  # augment as train.kws_settings says
         model = task.train().model
         rep = task.calibration_inputs(samples)
         fp32 = task.evaluate(model)["top1"]
