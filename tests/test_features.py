@@ -215,13 +215,13 @@ def test_plot_helpers_and_explorer(noise, tmp_reports):
 
     views = {f"clip {i}": features.views(c, "mfcc_a") for i, c in enumerate(noise[:2])}
     fig = plots.audio_views(views)
-    assert len(fig.axes) == 2 * len(plots.AUDIO_PANELS)
+    assert len(fig.axes) == 2 * (len(plots.AUDIO_PANELS) + 1)  # each row: the panels and the MFCC colour bar
     html = plots.audio_gallery(views, fig).data
     assert html.count("<audio") == 2 and html.count("data:image/png;base64,") == 2
     assert plots.save_fig(fig, "test_views", show=False) is None  # no stray Out[n] in notebooks
     assert plots.figure_path("test_views").stat().st_size > 10_000
     three = plots.audio_views(views, panels=("spectrogram", "logmel", "mfcc"))
-    assert len(three.axes) == 6
+    assert len(three.axes) == 2 * (3 + 1)
     with pytest.raises(ValueError, match="unknown panel"):
         plots.audio_views(views, panels=("cepstrum",))
     table = features.cost_table(noise, presets=("stft",), runs=1, warmup=0, modes=("tf.function", "batched"),
