@@ -106,8 +106,8 @@ def recorded_rows(task: str, baselines: Mapping[str, Mapping[str, Any]], cfg: co
     where they were measured the way ``search.evaluate_kws`` / ``search.evaluate_forecast`` would: same profile
     settings (benchmark runs, evaluation limit, fine-tuning epochs) and the *same trained model*: the
     recorded float metric of each model must equal ``baselines[model]`` (the metrics of the model in
-    today's cache), so rows of an older model are ignored. Forecasters' INT8 W+A rows are never taken
-    (notebooks 05 and 07 calibrate on the training weeks only, the evaluator on train + validation).
+    today's cache), so rows of an older model are ignored. Every int8 W+A row, recorded or measured here, is
+    calibrated by the kit's one rule (``Task.calibration_inputs``), so recorded W+A rows are taken too.
     KWS rows of notebook 07 have no total latency and time the interpreter call alone.
     Used by notebook 08 (through :func:`course_table`)."""
     _check_task(task)
@@ -127,8 +127,7 @@ def recorded_rows(task: str, baselines: Mapping[str, Mapping[str, Any]], cfg: co
             if task == "kws" and r["model"] == f"{model} · {features}" \
                     and _close(r.get("keras_top1"), baselines[model].get("top1"), 1e-9):
                 out[(model, mode)] = {"top1": r["top1"], **sizes}
-            elif task == "forecast" and mode != "INT8 W+A" \
-                    and _close(r.get("keras_T_mae"), baselines[model].get("T_mae"), 1e-4):
+            elif task == "forecast" and _close(r.get("keras_T_mae"), baselines[model].get("T_mae"), 1e-4):
                 out[(model, mode)] = {"T_mae": r["T_mae"], "RH_mae": r["RH_mae"], **sizes}
     if task != "kws" or cfg.eval_limit is not None:  # notebook 07 scores the whole test split
         return out
