@@ -104,8 +104,6 @@ AUDIO_PANELS: tuple[str, ...] = ("waveform", "fft", "spectrogram", "logmel", "mf
 
 def _audio_panel(ax, v, panel: str, title: str) -> None:
     """Draw one panel of one clip (few fixed ticks: tick and text layout dominate drawing time)."""
-    import numpy as np
-
     cfg, sr = v.cfg, v.sample_rate
     duration = cfg.frame_step * (len(v.spectrogram_db) - 1) / sr + cfg.frame_length / sr
     if panel == "waveform":
@@ -171,7 +169,6 @@ def audio_gallery(views: "dict[str, object]", fig: "plt.Figure | None" = None, *
     PNG, so it also plays in the static report. Used by notebook 01."""
     import base64
 
-    import numpy as np
     from IPython.display import HTML, Audio
 
     own = fig is None
@@ -207,8 +204,6 @@ def audio_gallery(views: "dict[str, object]", fig: "plt.Figure | None" = None, *
 def mel_filters(matrix: "object", sample_rate: int = 16000, *, title: str = "") -> "plt.Figure":
     """The triangular mel filters (``features.mel_matrix(cfg)``, shape ``(bins, mel_bins)``) over
     frequency: narrow and dense at low frequencies, wide and sparse at high ones. Used by notebook 01."""
-    import numpy as np
-
     matrix = np.asarray(matrix)
     freqs = np.linspace(0.0, sample_rate / 2000.0, matrix.shape[0])
     fig, ax = plt.subplots(figsize=(7.5, 2.6))
@@ -222,8 +217,6 @@ def mel_filters(matrix: "object", sample_rate: int = 16000, *, title: str = "") 
 def cost_bars(table: "object", *, value: str = "ms_per_clip", log: bool = True) -> "plt.Figure":
     """Grouped bar chart of ``features.cost_table`` rows: one group per pipeline, one bar per mode.
     Used by notebook 01."""
-    import numpy as np
-
     pivot = table.pivot_table(index="pipeline", columns="mode", values=value, sort=False)
     fig, ax = plt.subplots(figsize=(7.5, 3.6))
     width = 0.8 / max(1, len(pivot.columns))
@@ -246,10 +239,7 @@ def training_curves(histories: "dict[str, dict[str, list[float]]]", *, metric: s
                     title: str = "", ncols: int = 4) -> "matplotlib.figure.Figure":
     """One small panel per run: ``metric`` per epoch for training (solid) and validation (dashed),
     with the best validation epoch marked. ``histories`` maps a run name to a Keras-style history
-    (``TrainResult.history``). Used by notebooks 03 and 04.
-    """
-    import numpy as np
-
+    (``TrainResult.history``). Used by notebooks 03 and 04."""
     n = len(histories)
     if n == 0:
         raise ValueError("training_curves needs at least one history")
@@ -283,8 +273,6 @@ def confusion_matrix(cm, labels: "list[str]", *, title: str = "", normalize: boo
                      ) -> "matplotlib.figure.Figure":
     """A confusion matrix (rows = true label, columns = predicted), row-normalised by default, with
     the counts written in each cell. Used by notebooks 03 and 05."""
-    import numpy as np
-
     cm = np.asarray(cm, dtype=float)
     shown = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1) if normalize else cm
     size = max(4.0, 0.45 * len(labels) + 1.5)
@@ -313,8 +301,6 @@ def forecast_vs_truth(truth, predictions: "dict[str, object]", target_names: "li
     ``truth`` and each prediction are ``(N, steps, targets)`` arrays in real units over consecutive
     windows; ``index`` (e.g. timestamps) labels the x axis. Used by notebook 04.
     """
-    import numpy as np
-
     truth = np.asarray(truth)
     x = np.arange(len(truth)) if index is None else index
     fig, axes = plt.subplots(len(target_names), 1, figsize=(10, 2.6 * len(target_names)), sharex=True)
@@ -430,6 +416,9 @@ def plot_memory(model, dtype: str = "int8", *, align: int = estimate.TFLM_ALIGNM
     ax.bar(tl["op"], tl["live_bytes"], color=colors)
     ax.set_ylabel(f"live bytes ({dtype})")
     ax.set_title(f"{model.name}: peak {peak:,} B of activations ({dtype}, batch 1)")
+    from matplotlib.patches import Patch
+    ax.legend(handles=[Patch(color="tab:red", label="ops at the peak"), Patch(color="tab:gray", label="other ops")],
+              fontsize=8)
     ax.tick_params(axis="x", rotation=60)
     fig.tight_layout()
     return fig
@@ -440,10 +429,11 @@ _METRIC_LABELS = {"top1": "test top-1 accuracy", "T_mae": "T MAE (degC)", "RH_ma
 
 
 def plot_bit_sweep(frames: pd.DataFrame | Mapping[str, pd.DataFrame], metrics: str | Sequence[str] = "top1",
-                   *, title: str = "") -> "matplotlib.figure.Figure":
+                   *, title: str = "", reference: Mapping[str, float] | None = None) -> "matplotlib.figure.Figure":
     """The course's figure: ``metric`` against bit width (2..8), one line per method (PTQ W, PTQ W+A,
-    QAT W+A ...), the float model as a dashed line; one panel per model (``frames`` maps a model name to
-    its rows from ``experiments.quantization.ptq_sweep`` + ``qat_sweep``) and per metric. Used by notebook 06."""
+    QAT W+A ...), the float model as a dashed line, ``reference`` (forecasting: persistence's MAE per metric)
+    dotted; one panel per model (``frames`` maps a model name to its rows from
+    ``experiments.quantization.ptq_sweep`` + ``qat_sweep``) and per metric. Used by notebook 06."""
     if isinstance(frames, pd.DataFrame):
         frames = {str(frames["model"].iloc[0]) if "model" in frames else "": frames}
     metrics = [metrics] if isinstance(metrics, str) else list(metrics)
@@ -462,6 +452,8 @@ def plot_bit_sweep(frames: pd.DataFrame | Mapping[str, pd.DataFrame], metrics: s
             ax.plot(rows["bits"], rows[metric], marker=marker, color=color, lw=1.5, label=method)
         if len(fp):
             ax.axhline(float(fp[metric].iloc[0]), color="black", ls="--", lw=1, label="FP32")
+        if reference and metric in reference:
+            ax.axhline(float(reference[metric]), color="gray", ls=":", lw=1.5, label="persistence")
         ax.set_xticks(sorted(bit_rows["bits"].unique()))
         ax.set(xlabel="bit width (W: weights; W+A: weights and activations)", ylabel=_METRIC_LABELS.get(metric, metric),
                title=f"{name}: {_METRIC_LABELS.get(metric, metric).split(' (')[0]}")

@@ -201,7 +201,7 @@ PERSISTENCE = "persistence (no model, 0 B)"
 def persistence_reference(windows: Any, cfg: config.Profile) -> dict[str, Any]:
     """The persistence forecast scored like a trial (``T_mae`` and ``RH_mae`` on the same test windows as
     :func:`evaluate_forecast`: the first ``cfg.eval_limit``), with ``size_kb`` 0: the zero-cost reference every
-    forecaster must beat. Used by :func:`run_search` (notebook 08)."""
+    forecaster must beat. Used by :func:`run_search` (notebook 08) and notebook 06's bit-width figure."""
     y = np.asarray(windows.y_test)
     n = len(y) if cfg.eval_limit is None else max(0, min(len(y), int(cfg.eval_limit)))
     true = (np.asarray(windows.y_true("test"), np.float64) if hasattr(windows, "y_true")

@@ -278,3 +278,19 @@ def test_calibration_inputs_rule_and_subset():
     cal = tasks.forecast_task(w).calibration_inputs()
     np.testing.assert_array_equal(cal, np.concatenate([w.x_train, w.x_val]))
     assert cal[..., 0].max() < w.x_test[..., 0].min()  # a warming series: the test weeks lie beyond calibration
+
+
+def test_bit_sweep_figure_draws_float_and_persistence_references():
+    import pandas as pd
+
+    from labkit import plots
+
+    rows = pd.DataFrame({"model": "fc_mlp", "method": ["FP32", "PTQ W+A", "PTQ W+A"], "bits": [32, 4, 8],
+                         "T_mae": [0.40, 0.70, 0.41], "RH_mae": [2.8, 4.2, 2.9]})
+    fig = plots.plot_bit_sweep({"fc_mlp": rows}, ["T_mae", "RH_mae"], reference={"T_mae": 0.59, "RH_mae": 3.42})
+    for ax, (fp, ref) in zip(fig.axes, [(0.40, 0.59), (2.8, 3.42)]):
+        lines = {line.get_label(): line.get_ydata() for line in ax.get_lines()}
+        assert list(lines["FP32"]) == [fp, fp] and list(lines["persistence"]) == [ref, ref]
+        assert list(ax.get_xticks()) == [4, 8]  # the float row is a reference line, not a bit width
+    no_ref = plots.plot_bit_sweep(rows, "T_mae")
+    assert "persistence" not in {line.get_label() for line in no_ref.axes[0].get_lines()}
