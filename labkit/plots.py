@@ -516,7 +516,7 @@ def plot_sizes(table: pd.DataFrame, task: Task) -> "matplotlib.figure.Figure":
     for prefix, color in (("fp32", "tab:blue"), ("int8", "tab:orange")):
         ax.plot(t["sparsity"], t[f"{prefix}_kb"], color=color, ls="--", marker="o", label=f"{prefix} .tflite")
         ax.plot(t["sparsity"], t[f"{prefix}_zlib_kb"], color=color, marker="o", label=f"{prefix} zlib -9")
-    ax.set(xlabel="sparsity (fraction of kernel weights = 0)", ylabel="kB",
+    ax.set(xlabel="target sparsity of the pruned kernels (depthwise and output kernels stay dense)", ylabel="kB",
            title=f"{task.name}: {task.model_name}, file size vs sparsity (fine-tuned)")
     ax.legend(fontsize=8)
     fig.tight_layout()
