@@ -137,6 +137,8 @@ def test_07_pruning_summary(smoke_report):
         assert rows.loc["Sparse 0.9", "params"] == rows.loc["Baseline", "params"]
         assert rows.loc["Sparse 0.9", "nonzero_params"] < rows.loc["Sparse 0.8", "nonzero_params"]
         assert rows.loc["Sparse 0.9", "zlib_kb"] < rows.loc["Sparse 0.8", "zlib_kb"] < rows.loc["Baseline", "zlib_kb"]
+        # a whole prediction (features or normalisation, inference, argmax) takes longer than the interpreter call
+        assert (rows["total_ms"] > rows["latency_ms"]).all(), rows[["latency_ms", "total_ms"]]
 
 
 def test_08_constraint_checks_are_consistent(smoke_report):

@@ -241,7 +241,8 @@ def sweep(
     With ``recalibrate`` the one-shot variants get their BatchNorm statistics re-estimated
     (``prune.recalibrate_bn``, no training). The baseline, fine-tuned and retrained variants are converted
     to int8 (sparse ones and the baseline also to float32); a one-shot variant takes the measured CPU
-    latency of its fine-tuned twin (same architecture; sparse: the baseline's), column ``latency_of``.
+    latency of its fine-tuned twin (same architecture; sparse: the baseline's), column ``latency_of``: ``cpu_ms``
+    (the interpreter call, interleaved rounds) and ``total_ms`` (a whole prediction, ``Task.latency_breakdown``).
     Fine-tuning starts at ``learning_rate`` (default: ``task.finetune_kwargs``, the training learning rate
     x ``tasks.FINETUNE_LR_SCALE``) and decays it; ``max_train_samples`` fine-tunes on an evenly spaced
     subset (smoke runs); ``precomputed`` maps variant names (e.g. ``"sparse 0.8 fine-tuned"``) to models
@@ -312,6 +313,9 @@ def sweep(
     int8 = {name: f["int8_wa"] for name, f in files.items() if "int8_wa" in f}
     measured = interleaved_latency(int8, task.x_test, runs=bench_runs, warmup=bench_warmup)
     table["cpu_ms"] = [measured.get(v, float("nan")) for v in table["latency_of"]]
+    totals = {name: task.latency_breakdown(data, runs=bench_runs, warmup=bench_warmup).set_index("stage")
+              .loc["total", "ms"] for name, data in int8.items()}  # a whole prediction: features + inference + argmax
+    table["total_ms"] = [float(totals.get(v, float("nan"))) for v in table["latency_of"]]
     return SweepResult(table=table, models=models, files=files)
 
 
@@ -343,7 +347,7 @@ def summary_table(result: SweepResult | pd.DataFrame, task: Task,
     pruned rows' budget (``Baseline fine-tuned``, when the sweep has it) and each ``levels`` row (fine-tuned),
     with the metric of the Keras model (``value``, the effect of pruning alone) and of the int8 .tflite
     (``value_int8``, pruning plus quantization), the int8 file's size and zlib size in kB, its measured
-    CPU latency, the estimated MCU latency, and the change against the baseline (metrics in their own
+    CPU latency (the interpreter call, and ``total_ms``: a whole prediction), the estimated MCU latency, and the change against the baseline (metrics in their own
     units, the rest in %). Used by notebook 07 and benchmarks/pruning.py.
     """
     table = result.table if isinstance(result, SweepResult) else result
@@ -369,7 +373,7 @@ def summary_table(result: SweepResult | pd.DataFrame, task: Task,
             "zlib_kb": float(r["int8_zlib_kb"]),
             "zlib_change_pct": 100 * (r["int8_zlib_kb"] / base["int8_zlib_kb"] - 1),
             "latency_ms": float(r["cpu_ms"]), "latency_change_pct": 100 * (r["cpu_ms"] / base["cpu_ms"] - 1),
-            "mcu_ms_est": float(r["mcu_ms_est"]),
+            "total_ms": float(r.get("total_ms", float("nan"))), "mcu_ms_est": float(r["mcu_ms_est"]),
         })
     return pd.DataFrame(rows)
 
