@@ -347,8 +347,9 @@ def summary_table(result: SweepResult | pd.DataFrame, task: Task,
     pruned rows' budget (``Baseline fine-tuned``, when the sweep has it) and each ``levels`` row (fine-tuned),
     with the metric of the Keras model (``value``, the effect of pruning alone) and of the int8 .tflite
     (``value_int8``, pruning plus quantization), the int8 file's size and zlib size in kB, its measured
-    CPU latency (the interpreter call, and ``total_ms``: a whole prediction), the estimated MCU latency, and the change against the baseline (metrics in their own
-    units, the rest in %). Used by notebook 07 and benchmarks/pruning.py.
+    CPU latency (the interpreter call, and ``total_ms``: a whole prediction), the estimated MCU latency,
+    and the change against the baseline (metrics in their own units, the rest in %). Used by notebook 07
+    and benchmarks/pruning.py.
     """
     table = result.table if isinstance(result, SweepResult) else result
     table = table[table["task"] == task.name].set_index("variant")
