@@ -95,6 +95,9 @@ def test_05_conversion_modes_sizes_and_tflm(smoke_report):
     assert kws.loc["INT8 W+A", "tflite_kb"] < kws.loc["FP16", "tflite_kb"] < kws.loc["FP32", "tflite_kb"]
     assert (kws["zlib_kb"] < kws["tflite_kb"]).all()
     assert abs(kws.loc["FP32", "diff_top1"]) < 1e-9  # the float TFLite model is the Keras model
+    # each whole-prediction median sits inside its own 10th-90th percentile spread, above the interpreter call
+    assert ((table["total_p10_ms"] <= table["total_ms"]) & (table["total_ms"] <= table["total_p90_ms"])).all()
+    assert (table["total_ms"] > table["inference_ms"]).all()
     tflm = _table(smoke_report, "05_tflm").set_index("model")
     assert (tflm["max_diff_lsb"] <= 1).all()  # TFLite Micro vs LiteRT reference kernels
 

@@ -85,6 +85,7 @@ def _compare(task: Task, name: str, model: "tf.keras.Model", *, modes: Sequence[
                     "inference_ms": float(stage.loc["inference", "ms"]),
                     "inference_p10_ms": float(stage.loc["inference", "p10_ms"]),
                     "inference_p90_ms": float(stage.loc["inference", "p90_ms"]), "total_ms": float(stage.loc["total", "ms"]),
+                    "total_p10_ms": float(stage.loc["total", "p10_ms"]), "total_p90_ms": float(stage.loc["total", "p90_ms"]),
                     "method": conv.method})
         if conv.input_quant is not None:  # int8 I/O: how much of the test data falls outside the calibrated range
             row["input_clipped"] = _clipped(runner.prepare(x), conv.input_quant)
