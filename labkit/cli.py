@@ -165,7 +165,8 @@ def _search(args: argparse.Namespace) -> int:
         print("\nPareto front:")
         print(result.front[["trial", "config", *search.OBJECTIVES[args.task]]].round(4).to_string(index=False))
         print("\nConstraint presets:")
-        print(search.preset_checks(search.best_configs(result.trials, args.task)).round(4).to_string(index=False))
+        best = search.best_configs(result.trials, args.task, reference=result.reference)
+        print(search.preset_checks(best).round(4).to_string(index=False))
     return 0 if len(result.trials) >= wanted else 1
 
 
@@ -186,8 +187,9 @@ def _search_status(args: argparse.Namespace) -> int:
         return 0
     params = [k for k in search.PARAM_DEFAULTS[task] if k in trials.columns]
     trials.insert(1, "config", [search.describe({k: r[k] for k in params}, task) for r in trials.to_dict("records")])
-    best = search.best_configs(trials, task)
-    columns = [c for c in ("preset", "status", "trial", "config", *search.OBJECTIVES[task]) if c in best.columns]
+    best = search.best_configs(trials, task, reference=status.reference)  # a forecaster must beat persistence
+    columns = [c for c in ("preset", "status", "trial", "config", *search.OBJECTIVES[task], "beats_persistence")
+               if c in best.columns]
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 60):
         print(f"\nbest configuration per constraint preset so far ({task}):")
         print(best[columns].round(4).to_string(index=False))

@@ -39,8 +39,8 @@ import numpy as np
 import pandas as pd
 
 from . import config, features, metrics, models, prune, tasks, tflite, train
-from .studies import (StorageError, default_storage, mask_url, open_study, run_study,  # noqa: F401
-                      trials_frame)
+from .studies import (REFERENCE_ATTR, StorageError, default_storage, mask_url, open_study,  # noqa: F401
+                      run_study, trials_frame)
 from .tasks import Task
 
 KB = 1024
@@ -586,6 +586,8 @@ def run_search(task: str, dataset: Any, cfg: config.Profile, *, seed: int = 0,
                                    for r in frame.to_dict("records")])
         frame["pareto"] = pareto_mask(frame, objectives)
     reference = persistence_reference(dataset, cfg) if task == "forecast" else None
+    if reference is not None and study.user_attrs.get(REFERENCE_ATTR) != reference:
+        study.set_user_attr(REFERENCE_ATTR, reference)  # for `labkit search status`, which loads no data
     if reference is not None and len(frame):
         frame = mark_persistence(frame, reference)
     return SearchResult(task=task, study=study, trials=frame, space=space, name=name, storage=url,

@@ -65,6 +65,10 @@ ERROR_ATTR = "labkit:error"
 TARGET_ATTR = "labkit_target_trials"
 """Study user attribute: the number of finished trials last asked for."""
 
+REFERENCE_ATTR = "labkit_reference"
+"""Study user attribute: the zero-cost reference every trial is judged against (a forecasting study's
+persistence scores), so that ``labkit search status`` can apply it without loading the data."""
+
 MAX_RETRY = 3
 """How many times the trial of a dead worker is queued again (a configuration that kills its worker
 every time, e.g. out of memory, must not loop forever)."""
@@ -502,7 +506,8 @@ def trials_frame(study: "optuna.Study") -> pd.DataFrame:
 class StudyStatus:
     """What a study holds now: counts per trial state, the finished trials (:func:`trials_frame`), the
     running and failed trials (number, worker, start, parameters; failed: reason and retry), the
-    number of finished trials last asked for. Used by ``labkit search status``."""
+    number of finished trials last asked for, the reference the study's search recorded (or None).
+    Used by ``labkit search status``."""
 
     name: str
     storage: str
@@ -511,6 +516,7 @@ class StudyStatus:
     finished: pd.DataFrame
     running: pd.DataFrame
     failed: pd.DataFrame
+    reference: dict[str, Any] | None = None
 
 
 def load_study(storage: str, name: str) -> "optuna.Study":
@@ -561,7 +567,8 @@ def study_status(storage: str, name: str) -> StudyStatus:
         failed.append({"trial": t.number, "worker": t.system_attrs.get(WORKER_ATTR, "?"), "reason": reason,
                        "retried_as": retry, "params": _short(t.params)})
     return StudyStatus(name=name, storage=mask_url(storage), counts=counts, target=study.user_attrs.get(TARGET_ATTR),
-                       finished=trials_frame(study), running=running, failed=pd.DataFrame(failed))
+                       finished=trials_frame(study), running=running, failed=pd.DataFrame(failed),
+                       reference=study.user_attrs.get(REFERENCE_ATTR))
 
 
 def format_status(status: StudyStatus) -> str:

@@ -483,7 +483,8 @@ def train_kws(
     finish its schedule: a small validation split is noisy), restoring the best weights.
     ``label_smoothing`` softens the targets (did not help). ``extra_synthetic=N`` mixes ``N`` synthetic
     clips per word into the training split (real datasets only; hurt on unseen speakers). An empty train
-    or validation split fails early, saying how the data was split. ``cache=False`` forces retraining.
+    or validation split fails early, saying how the data was split. ``cache=False`` retrains instead of
+    loading, and the new model still replaces the cache entry (so a rerun loads the fresh one).
     Used by notebooks 03, 05, 06, 07 and 08.
     """
     import tensorflow as tf
@@ -636,7 +637,8 @@ def train_forecaster(
     early stopping (``patience`` epochs on validation MAE) restores the best weights. Metrics are in
     real units on the test split, with persistence beside them. ``target_weights`` (one per target) weighs
     each target's MAE in the loss (default: equal; [1, 2] did not beat noise over 7 seeds on Payerne).
-    ``cache=False`` forces retraining. Used by notebooks 04-08.
+    ``cache=False`` retrains instead of loading, and the new model still replaces the cache entry (set
+    ``LABKIT_DATA`` to keep experiments out of the shared cache). Used by notebooks 04-08.
     """
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs ({epochs}) and batch_size ({batch_size}) must be >= 1")

@@ -253,3 +253,6 @@ def test_cli_search_with_workers_on_postgres_smoke(pg_url):
     assert shown.returncode == 0, shown.stderr
     assert f"trials: {status.counts['COMPLETE']} finished of 4 asked, 0 running" in shown.stdout
     assert "forecast_a" in shown.stdout and "forecast_b" in shown.stdout
+    # the search recorded persistence, so status judges trials against it without loading the data
+    assert status.reference["model"] == "persistence" and status.reference["T_mae"] > 0
+    assert "beats_persistence" in shown.stdout and "reference: no model" in shown.stdout
