@@ -440,6 +440,7 @@ def plot_bit_sweep(frames: pd.DataFrame | Mapping[str, pd.DataFrame], metrics: s
     panels = [(n, f, m) for n, f in frames.items() for m in metrics]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), squeeze=False)
     styles = {"PTQ W": ("tab:blue", "o"), "PTQ W (per-tensor)": ("tab:cyan", "v"), "PTQ W+A": ("tab:orange", "s"),
+              "PTQ W+A (clipped)": ("tab:brown", "D"),
               "QAT W+A": ("tab:green", "^")}
     for ax, (name, frame, metric) in zip(axes[0], panels):
         if metric not in frame:

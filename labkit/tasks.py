@@ -226,13 +226,15 @@ class Task:
         return {"loss": self.loss, "epochs": int(epochs), "batch_size": int(self.batch_size),
                 "learning_rate": float(self.learning_rate) * float(self.finetune_lr_scale), "seed": int(self.seed)}
 
-    def train(self, alpha: float = 1.0) -> "train.TrainResult":
+    def train(self, alpha: float = 1.0, *, epochs: int | None = None) -> "train.TrainResult":
         """The trained model at width ``alpha`` (a ``train.TrainResult``, from the model cache when it was
-        trained before with the same recipe: notebook 03's / 04's)."""
+        trained before with the same recipe: notebook 03's / 04's). ``epochs`` overrides the recipe's (the
+        pruning sweep trains a width-multiplier model for as many epochs as a pruned model had in all)."""
         if self.dataset is None or self.epochs is None:
             raise ValueError("this task has no training recipe: build it with kws_task(data, ..., epochs=...) "
                              "or forecast_task(windows, ..., epochs=...)")
-        kw = dict(epochs=int(self.epochs), batch_size=int(self.batch_size), seed=int(self.seed), alpha=float(alpha),
+        epochs = int(self.epochs if epochs is None else epochs)
+        kw = dict(epochs=epochs, batch_size=int(self.batch_size), seed=int(self.seed), alpha=float(alpha),
                   learning_rate=float(self.learning_rate))
         if self.name == "kws":
             return train.train_kws(self.model_name, self.dataset, self.features, augment=self.augment, **kw)

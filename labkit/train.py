@@ -228,7 +228,7 @@ def save_cached(result: TrainResult) -> Path:
             path.chmod(0o755 if path.is_dir() else 0o644)
         try:
             os.replace(tmp, final)
-        except OSError:  # an entry exists (cache=False, or a concurrent run was faster): swap it out
+        except OSError:  # an entry exists (a corrupt one was retrained, or a concurrent run was faster): swap it out
             old = root / f".{result.key}.old.{os.getpid()}"
             with contextlib.suppress(FileNotFoundError):
                 os.replace(final, old)
@@ -483,8 +483,8 @@ def train_kws(
     finish its schedule: a small validation split is noisy), restoring the best weights.
     ``label_smoothing`` softens the targets (did not help). ``extra_synthetic=N`` mixes ``N`` synthetic
     clips per word into the training split (real datasets only; hurt on unseen speakers). An empty train
-    or validation split fails early, saying how the data was split. ``cache=False`` retrains instead of
-    loading, and the new model still replaces the cache entry (so a rerun loads the fresh one).
+    or validation split fails early, saying how the data was split. ``cache=False`` neither loads nor stores:
+    it retrains and leaves the cache as it was (an experiment never replaces the model the notebooks load).
     Used by notebooks 03, 05, 06, 07 and 08.
     """
     import tensorflow as tf
@@ -562,9 +562,11 @@ def train_kws(
     _compile_kws(model)  # plain optimizer for whoever fine-tunes it next
     result = TrainResult(model=model, history=history, metrics=metrics, train_time_s=t.seconds,
                          cache_hit=False, key=key, info=info)
-    save_cached(result)
+    if cache:
+        save_cached(result)
     print(f"[train] trained {model_name} on {feat_info.get('name', feat_info.get('kind'))} in {t.seconds:.1f} s "
-          f"({len(history['loss'])} epochs): test top-1 {metrics['top1']:.3f}; cached as {key}")
+          f"({len(history['loss'])} epochs): test top-1 {metrics['top1']:.3f}; "
+          f"{'cached as ' + key if cache else 'not stored (cache=False)'}")
     return result
 
 
@@ -637,8 +639,8 @@ def train_forecaster(
     early stopping (``patience`` epochs on validation MAE) restores the best weights. Metrics are in
     real units on the test split, with persistence beside them. ``target_weights`` (one per target) weighs
     each target's MAE in the loss (default: equal; [1, 2] did not beat noise over 7 seeds on Payerne).
-    ``cache=False`` retrains instead of loading, and the new model still replaces the cache entry (set
-    ``LABKIT_DATA`` to keep experiments out of the shared cache). Used by notebooks 04-08.
+    ``cache=False`` neither loads nor stores: it retrains and leaves the cache as it was. Used by
+    notebooks 04-08.
     """
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs ({epochs}) and batch_size ({batch_size}) must be >= 1")
@@ -687,10 +689,11 @@ def train_forecaster(
     _compile_fc(model)
     result = TrainResult(model=model, history=history, metrics=metrics, train_time_s=t.seconds,
                          cache_hit=False, key=key, info=info)
-    save_cached(result)
+    if cache:
+        save_cached(result)
     names = [short_target_name(nm) for nm in windows.target_names]
     summary = ", ".join(f"{s} MAE {metrics[f'{s}_mae']:.3f} (persistence {metrics[f'persist_{s}_mae']:.3f})"
                         for s in names)
     print(f"[train] trained {model_name} in {t.seconds:.1f} s ({len(history['loss'])} epochs): {summary}; "
-          f"cached as {key}")
+          f"{'cached as ' + key if cache else 'not stored (cache=False)'}")
     return result

@@ -51,7 +51,8 @@ def test_kws_claims_hold_fail_and_say_why(tmp_reports):
                                 ("ds_cnn", "INT8 W"): 0.863, ("ds_cnn", "INT8 W+A"): 0.845})
     _pruning()
     bits = [{"model": "ds_cnn", "method": "FP32", "bits": 32, "top1": 0.860},
-            {"model": "ds_cnn", "method": "PTQ W", "bits": 4, "top1": 0.840}]
+            {"model": "ds_cnn", "method": "PTQ W", "bits": 4, "top1": 0.840},
+            {"model": "ds_cnn", "method": "PTQ W+A (clipped)", "bits": 4, "top1": 0.717}]  # shown, not counted
     bits += [{"model": "ds_cnn", "method": m, "bits": b, "top1": v} for m, vals in
              {"PTQ W+A": (0.100, 0.497, 0.853, 0.860), "QAT W+A": (0.100, 0.733, 0.850, 0.853)}.items()
              for b, v in zip((2, 4, 6, 8), vals)]
@@ -75,6 +76,7 @@ def test_kws_claims_hold_fail_and_say_why(tmp_reports):
     # K8: 4 bits W+A misses float - 0.05; the reason gives PTQ, QAT and weight-only PTQ
     assert t.loc["K8", "holds"] is False and t.loc["K8", "margin"] == pytest.approx(0.733 - 0.860 + 0.05)
     assert "PTQ 0.497, QAT 0.733 vs float 0.860" in t.loc["K8", "why_not"] and "keeps 0.840" in t.loc["K8", "why_not"]
+    assert "99.9th percentile instead of min/max (PTQ W+A (clipped)) give 0.717" in t.loc["K8", "why_not"]
     # forecasting tables were not recorded: not measured, never "no"
     assert t.loc[["F1", "F2", "F3", "F4"], "holds"].isna().all()
     assert "04_forecasting was not recorded" in t.loc["F1", "why_not"]

@@ -113,6 +113,32 @@ def test_fold_batchnorm_keeps_outputs_and_plans_tflite_quant_points():
     assert d8 < 0.01 < d2
 
 
+def test_percentile_calibration_clips_rare_values_and_the_sweep_uses_it():
+    from labkit import config
+
+    config.seed_everything(0)
+    model = _bn_model()
+    x = np.random.default_rng(3).normal(size=(64, 8, 6, 2)).astype(np.float32)
+    x[0, 0, 0, 0] = 40.0                                       # one outlier stretches the min/max input range
+    plain, clipped = Q.calibrate(model, x), Q.calibrate(model, x, percentile=99.9)
+    name = next(iter(plain.ranges))                            # the input
+    assert plain.ranges[name][1] == pytest.approx(40.0) and plain.percentile is None
+    values = np.sort(x.ravel())
+    assert clipped.ranges[name] == pytest.approx(tuple(np.percentile(values, [0.1, 99.9])))
+    assert clipped.percentile == 99.9 and clipped.ranges[name][1] < 5.0
+    for n, (lo, hi) in clipped.ranges.items():                 # every clipped range sits inside min/max
+        assert plain.ranges[n][0] <= lo <= hi <= plain.ranges[n][1]
+    with pytest.raises(ValueError, match="percentile must be in"):
+        Q.calibrate(model, x, percentile=40)
+    ref = model(x).numpy()
+    evaluate = lambda m: {"error": float(np.abs(np.asarray(m(x[1:])) - ref[1:]).mean())}  # noqa: E731
+    rows = XQ.ptq_sweep(model, evaluate, bits=(4,), representative=x, progress=False,
+                        methods=["PTQ W+A", "PTQ W+A (clipped)"])
+    assert rows["method"].tolist() == ["FP32", "PTQ W+A", "PTQ W+A (clipped)"] and rows["error"].iloc[0] == 0
+    # on the inputs without the outlier, 4-bit steps sized by the outlier lose more than the clipped ones
+    assert 0 < rows["error"].iloc[2] < 0.7 * rows["error"].iloc[1]
+
+
 # ------------------------------------------------------------------------------- trained small model
 def _templates(n: int, seed: int, k: int = 4, shape=(20, 10, 1)):
     rng = np.random.default_rng(seed)

@@ -142,6 +142,32 @@ def test_versus_baseline_says_which_changes_are_noise():
     assert "Larger than the noise: sparse 0.9 fine-tuned -0.160" in text and list(view.columns)[-1] == "zlib_kb"
 
 
+def test_width_versus_pruning_compares_equal_budgets_with_a_noise_band():
+    class Task:
+        name, metric, metric_label, higher_is_better = "kws", "top1", "top-1", True
+
+    table = pd.DataFrame({"task": "kws", "method": ["baseline", "structured", "alpha", "structured", "alpha"],
+                          "level": [1.0, 0.5, 0.5, 0.75, 0.25],
+                          "variant": ["baseline", "structured 0.5 fine-tuned", "alpha 0.5 retrained",
+                                      "structured 0.75 fine-tuned", "alpha 0.25 retrained"],
+                          "top1_int8": [0.86, 0.867, 0.70, 0.90, 0.50], "train_epochs": [10, 25, 25, 25, 25]})
+    text = pruning.width_versus_pruning(table, Task(), n_test=300)
+    lines = text.splitlines()
+    assert len(lines) == 1, text  # alpha 0.25 has no structured twin of its width: nothing to compare it with
+    band = metrics.accuracy_difference(0.70, 0.867, 300)["band"]
+    assert "alpha 0.5 retrained (25 epochs from scratch) 0.700 vs structured 0.5 fine-tuned" in lines[0]
+    assert f"-0.167 (noise band ±{band:.3f}: outside the noise band: pruning wins here)" in lines[0]
+    close = pruning.width_versus_pruning(table.assign(top1_int8=[0.86, 0.867, 0.85, 0.9, 0.5]), Task(), n_test=300)
+    assert "from scratch) 0.850 vs" in close and "-0.017 (noise band" in close
+    assert "cannot tell the two routes apart" in close
+
+    class Forecast:
+        name, metric, metric_label, higher_is_better = "forecast", "T_mae", "test T MAE", False
+
+    fc = table.assign(task="forecast").rename(columns={"top1_int8": "T_mae_int8"})
+    assert "lower is better; one seed: not assessed" in pruning.width_versus_pruning(fc, Forecast())
+
+
 def test_fronts_fit_the_data_and_show_persistence():
     import matplotlib
 

@@ -91,6 +91,10 @@ def test_forecaster_learns_and_cache_hits_then_misses(tmp_data, capsys):
     # same seed, retrained from scratch: the very same weights (seeded init, shuffling, deterministic ops)
     for a, b in zip(forced.model.get_weights(), changed.model.get_weights()):
         np.testing.assert_array_equal(a, b)
+    # cache=False stores nothing: an experiment cannot replace (or add) what the notebooks load
+    entries = sorted(p.name for p in (tmp_data / "models").iterdir())
+    other = train.train_forecaster("fc_mlp", w, epochs=1, batch_size=32, seed=1, learning_rate=3e-3, cache=False)
+    assert sorted(p.name for p in (tmp_data / "models").iterdir()) == entries and other.key not in entries
 
 
 def test_a_corrupt_cache_entry_is_retrained_and_replaced(tmp_data, capsys):

@@ -49,7 +49,7 @@ def sweep_settings(cfg: config.Profile) -> dict[str, Any]:
     ``smoke`` sweeps only the summary-table levels, fine-tunes on at most 256 samples and retrains no
     width multiplier; ``quick`` prunes 5 sparsities and 5 kept widths one-shot, fine-tunes the summary
     levels only (Sparse 0.8/0.9, Structured 0.75/0.5: each fine-tune costs ``prune_epochs`` epochs) and
-    retrains alpha 0.5; ``full`` fine-tunes every level and retrains every kept width as a width
+    retrains alpha 0.5 (for the baseline's epochs plus ``prune_epochs``); ``full`` fine-tunes every level and retrains every kept width as a width
     multiplier. Every profile adds the "baseline fine-tuned" control. Used by notebook 07 and
     benchmarks/pruning.py.
     """
@@ -234,7 +234,9 @@ def sweep(
     fine-tuned`` (``prune.prune_finetune``) for each sparsity ``s``; ``structured w one-shot``
     (``prune.prune_channels`` removing ``1 - w`` of the channels, ranked by ``norm``) and ``structured w
     fine-tuned`` for each kept width ``w``; ``alpha a retrained`` (the model built with width
-    multiplier ``a`` and trained from scratch, ``task.train(a)``). ``finetuned_sparsities`` /
+    multiplier ``a`` and trained from scratch, ``task.train(a)``, for the baseline's epochs plus
+    ``finetune_epochs``: the same number of epochs as a fine-tuned pruned model in all, column
+    ``train_epochs``; :func:`width_versus_pruning` compares the two). ``finetuned_sparsities`` /
     ``finetuned_keep_widths`` (default: every level) restrict the fine-tuned twins to some levels; the
     one-shot variants cover every level (fine-tuning is what costs). One-shot sparse variants prune the
     same layers as ``prune.prune_finetune`` (``prune.pruned_layers``: depthwise and output kernels dense).
@@ -268,6 +270,7 @@ def sweep(
              for t in ("one-shot", "fine-tuned") if t == "one-shot" or v in tuned_w]
     jobs += [("alpha", float(a), "retrained") for a in alphas]
     oneshot_layers = prune.pruned_layers(model)
+    budget = int(task.epochs or 0) + int(finetune_epochs)  # epochs a fine-tuned pruned model had in all
     rows, models, files = [], {}, {}
     fit_kw = task.finetune_kwargs(finetune_epochs)
     if learning_rate is not None:
@@ -293,8 +296,8 @@ def sweep(
                 variant = prune.finetune(variant, x_fit, y_fit, **fit_kw).model
             elif recalibrate:
                 variant = prune.recalibrate_bn(variant, x_fit)
-        else:
-            variant = task.train(level).model
+        else:  # the width multiplier's budget: the baseline's training plus the pruned models' fine-tune
+            variant = task.train(level, epochs=budget).model
         seconds = time.perf_counter() - t0 if name not in (precomputed or {}) else float("nan")
         twin = _variant(method, level, "fine-tuned") if (method, level, "fine-tuned") in jobs else None
         if training == "one-shot":  # same architecture as its fine-tuned twin (sparse: as the baseline)
@@ -307,7 +310,9 @@ def sweep(
         rows.append({"task": task.name, "model": task.model_name, "variant": name, "method": method,
                      "level": level, "training": training, **row,
                      "latency_of": name if "int8_wa" in converted else twin or "baseline",
-                     "prune_s": seconds if method != "alpha" else float("nan")})
+                     "prune_s": seconds if method != "alpha" else float("nan"),
+                     "train_epochs": {"baseline": task.epochs, "alpha": budget}.get(
+                         method, task.epochs if training == "one-shot" else budget)})
         models[name], files[name] = variant, converted
     table = pd.DataFrame(rows)
     int8 = {name: f["int8_wa"] for name, f in files.items() if "int8_wa" in f}
@@ -428,4 +433,31 @@ def versus_baseline(table: pd.DataFrame, task: Task, *, n_test: int | None = Non
     return view, text
 
 
-__all__ += ["versus_baseline"]
+def width_versus_pruning(table: pd.DataFrame, task: Task, *, n_test: int | None = None) -> str:
+    """One sentence per width multiplier of a :func:`sweep` table that has a fine-tuned structured twin of the
+    same width: the model trained narrow from scratch against the pruned one, after the same number of epochs
+    in all (``train_epochs``), on their int8 files, with the noise band of the difference for top-1 on
+    ``n_test`` clips (``metrics.accuracy_difference``). Used by notebook 07."""
+    t = table[table["task"] == task.name] if "task" in table.columns else table
+    value = f"{task.metric}_int8" if f"{task.metric}_int8" in t.columns else "value_int8"
+    rows = t.set_index("variant")
+    lines = []
+    for level in t.loc[t["method"] == "alpha", "level"]:
+        a, s = _variant("alpha", level, "retrained"), _variant("structured", level, "fine-tuned")
+        if s not in rows.index:
+            continue
+        va, vs = float(rows.loc[a, value]), float(rows.loc[s, value])
+        budget = f"{rows.loc[a, 'train_epochs']:g} epochs" if "train_epochs" in rows.columns else "its epochs"
+        head = (f"{a} ({budget} from scratch) {va:.3f} vs {s} (the trained baseline's channels, same epochs in "
+                f"all) {vs:.3f}: {va - vs:+.3f}")
+        if task.higher_is_better and n_test:
+            d = metrics.accuracy_difference(va, vs, n_test)
+            verdict = ("inside the noise band, so this test set cannot tell the two routes apart" if d["noise"] else
+                       f"outside the noise band: {'training narrow' if va > vs else 'pruning'} wins here")
+            lines.append(f"{head} (noise band ±{d['band']:.3f}: {verdict}).")
+        else:
+            lines.append(f"{head} ({task.metric_label}, lower is better; one seed: not assessed for noise).")
+    return "\n".join(lines) or "no width multiplier with a fine-tuned structured twin of the same width in this sweep"
+
+
+__all__ += ["versus_baseline", "width_versus_pruning"]

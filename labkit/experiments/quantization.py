@@ -55,8 +55,11 @@ PTQ_METHODS: dict[str, dict[str, Any]] = {
     "PTQ W": {"weights": "per_channel", "activations": False},
     "PTQ W (per-tensor)": {"weights": "per_tensor", "activations": False},
     "PTQ W+A": {"weights": "per_channel", "activations": True},
+    "PTQ W+A (clipped)": {"weights": "per_channel", "activations": True, "percentile": 99.9},
 }
-"""The PTQ variants of :func:`ptq_sweep`, by label."""
+"""The PTQ variants of :func:`ptq_sweep`, by label. ``PTQ W+A`` calibrates each activation range on its
+min and max (TFLite's rule); ``PTQ W+A (clipped)`` on the 0.1st and 99.9th percentiles
+(``quantize.calibrate(..., percentile=99.9)``)."""
 
 
 def ptq_sweep(model: "tf.keras.Model", evaluate: Evaluator, *, bits: Sequence[int] = range(2, 9),
@@ -73,17 +76,21 @@ def ptq_sweep(model: "tf.keras.Model", evaluate: Evaluator, *, bits: Sequence[in
         raise ValueError(f"unknown PTQ method(s) {unknown}; choose from {list(PTQ_METHODS)}")
     name = name or model.name
     folded = quantize.fold_batchnorm(model)
-    calibration = None
-    if any(PTQ_METHODS[m]["activations"] for m in methods):
-        if representative is None:
-            raise ValueError("PTQ W+A needs representative inputs: pass representative=x_train[:500]")
-        calibration = quantize.calibrate(model, representative, folded=folded)
+    calibrations = {}  # percentile (None: min/max) -> Calibration, measured once for the whole sweep
+    for method in methods:
+        spec = PTQ_METHODS[method]
+        if spec["activations"] and spec.get("percentile") not in calibrations:
+            if representative is None:
+                raise ValueError("PTQ W+A needs representative inputs: pass representative=x_train[:500]")
+            calibrations[spec.get("percentile")] = quantize.calibrate(model, representative, folded=folded,
+                                                                      percentile=spec.get("percentile"))
     rows = [{"model": name, "method": "FP32", "bits": 32, **evaluate(model)}]
     jobs = [(m, b) for m in methods for b in bits]
     for method, b in tqdm(jobs, desc=f"PTQ sweep {name}", leave=False, disable=not progress):
         spec = PTQ_METHODS[method]
         q = quantize.ptq(model, int(b), weights=spec["weights"], activations=spec["activations"],
-                         calibration=calibration if spec["activations"] else None, folded=folded)
+                         calibration=calibrations.get(spec.get("percentile")) if spec["activations"] else None,
+                         folded=folded)
         rows.append({"model": name, "method": method, "bits": int(b), **evaluate(q)})
     return pd.DataFrame(rows)
 

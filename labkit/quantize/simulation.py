@@ -242,12 +242,14 @@ def quant_points(model: "tf.keras.Model") -> list[dict[str, Any]]:
 class Calibration:
     """Activation ranges (min, max) measured on the BN-folded float model, per quantization point.
 
-    Independent of the bit width, so one calibration serves a whole sweep. Used by notebook 06.
+    Independent of the bit width, so one calibration serves a whole sweep. ``percentile`` is None for the
+    plain min/max ranges, else the percentile the ranges were clipped at (:func:`calibrate`). Used by notebook 06.
     """
 
     model_name: str
     ranges: dict[str, tuple[float, float]]
     n_samples: int
+    percentile: float | None = None
 
 
 def batches(representative: Any, batch_size: int = 256) -> Iterable[np.ndarray]:
@@ -265,18 +267,29 @@ def batches(representative: Any, batch_size: int = 256) -> Iterable[np.ndarray]:
         yield np.asarray(item, np.float32)
 
 
+_PERCENTILE_VALUES_PER_BATCH = 250_000  # values kept per point and batch for a percentile (evenly spaced)
+
+
 def calibrate(model: "tf.keras.Model", representative: Any, *, folded: "tf.keras.Model | None" = None,
-              batch_size: int = 256) -> Calibration:
+              batch_size: int = 256, percentile: float | None = None) -> Calibration:
     """Min/max of every activation quantization point over ``representative`` inputs (an array
     ``(N, ...)``, an iterable of batches or a ``tf.data.Dataset`` of ``x`` or ``(x, y)``), measured on the
     BN-folded float model like the TFLite calibrator (float ranges, not sequentially quantized). A few
-    hundred samples from the training split are typical. Used by :func:`ptq` (notebook 06)."""
+    hundred samples from the training split are typical.
+
+    ``percentile`` (e.g. 99.9) clips each range to the ``100 - percentile`` and ``percentile`` percentiles
+    of the values instead (percentile calibration, as TensorRT offers): rare large values no longer stretch
+    the range, so the other values get finer steps, and the outliers are clipped. TFLite's own calibrator
+    uses min/max. Used by :func:`ptq` (notebook 06)."""
+    if percentile is not None and not 50.0 < float(percentile) <= 100.0:
+        raise ValueError(f"percentile must be in (50, 100], got {percentile!r}")
     folded = folded if folded is not None else fold_batchnorm(model)
     g = _graph(folded)
     names = [p.layer for p in _plan(g) if p.kind == "calibrate"]
     probe = tf.keras.Model(folded.inputs, [g.layer(n).output for n in names])
     lo = {n: np.inf for n in names}
     hi = {n: -np.inf for n in names}
+    kept: dict[str, list[np.ndarray]] = {n: [] for n in names}
     count = 0
     for xb in batches(representative, batch_size):
         outs = probe(xb, training=False)
@@ -285,10 +298,18 @@ def calibrate(model: "tf.keras.Model", representative: Any, *, folded: "tf.keras
             o = o.numpy()
             lo[n] = min(lo[n], float(o.min()))
             hi[n] = max(hi[n], float(o.max()))
+            if percentile is not None:
+                flat = o.ravel()
+                kept[n].append(flat[::max(1, -(-flat.size // _PERCENTILE_VALUES_PER_BATCH))])
         count += len(xb)
     if count == 0:
         raise ValueError("representative data is empty: pass a few hundred training inputs, e.g. x_train[:500]")
-    return Calibration(model.name, {n: (lo[n], hi[n]) for n in names}, count)
+    if percentile is not None:
+        for n in names:
+            values = np.concatenate(kept[n])
+            lo[n], hi[n] = (float(v) for v in np.percentile(values, [100.0 - float(percentile), float(percentile)]))
+    return Calibration(model.name, {n: (lo[n], hi[n]) for n in names}, count,
+                       None if percentile is None else float(percentile))
 
 
 # --------------------------------------------------------------------------------------------- PTQ
