@@ -49,9 +49,9 @@ def sweep_settings(cfg: config.Profile) -> dict[str, Any]:
     ``smoke`` sweeps only the summary-table levels, fine-tunes on at most 256 samples and retrains no
     width multiplier; ``quick`` prunes 5 sparsities and 5 kept widths one-shot, fine-tunes the summary
     levels only (Sparse 0.8/0.9, Structured 0.75/0.5: each fine-tune costs ``prune_epochs`` epochs) and
-    retrains alpha 0.5 (for the baseline's epochs plus ``prune_epochs``); ``full`` fine-tunes every level and retrains every kept width as a width
-    multiplier. Every profile adds the "baseline fine-tuned" control. Used by notebook 07 and
-    benchmarks/pruning.py.
+    retrains alpha 0.5 (for the baseline's epochs plus ``prune_epochs``); ``full`` fine-tunes every level
+    and retrains every kept width as a width multiplier. Every profile adds the "baseline fine-tuned"
+    control. Used by notebook 07 and benchmarks/pruning.py.
     """
     finetune = tasks.finetune_settings(cfg)
     summary_s = tuple(lv for m, lv in SUMMARY_LEVELS.values() if m == "sparse")
