@@ -15,7 +15,10 @@ and ``--patience`` are the recipe levers screened for issue 13: on Payerne none 
 (2026-12-01, fc_mlp, seeds 0-6, RH ratio; baseline 0.819 +- 0.021): training windows from the 1-minute readings
 at all 10 minute offsets (10x the windows; same val/test) 0.815-0.867, first differences of T and RH as inputs
 0.815, Huber loss 0.814-0.829, weight averaging (EMA) 0.816-0.822, differences + EMA 0.803 (0.809 on fresh seeds
-7-20, 0.807 +- 0.027 over seeds 0-20): none reaches 0.80.
+7-20, 0.807 +- 0.027 over seeds 0-20): none reaches 0.80. More inputs (2026-12-01, same baseline and seeds; the
+extra columns through ``make_windows(features=...)``): Payerne's own irradiance (GHI from the BSRN file, 10-min
+means) RH 0.841 +- 0.043, GHI + longwave down 0.835 +- 0.025, dew point 0.839 +- 0.029, absolute humidity
+0.839 +- 0.026: each extra input makes both ratios worse on June's ~3,000 training windows.
 """
 from __future__ import annotations
 

@@ -25,8 +25,10 @@ On folds 0-2: SpecAugment-style time masks and label smoothing 0.1 did worse tha
 300 synthetic clips per word mixed in hurt on unseen speakers. Optimiser levers on top of ``default``
 (2026-12-01, folds 0-2 float top-1 mean, against default's 0.876): ``--set learning_rate=0.005`` 0.875,
 ``--batch-size 32`` 0.867, both 0.884; on all 5 folds both give 0.873 float / 0.873 int8 (default 0.865 / 0.862):
-+0.8 points, 4 of 5 folds better, inside the fold-to-fold spread, so the defaults stay. The >= 0.91 aim is not
-reached by any recipe screened.
++0.8 points, 4 of 5 folds better, inside the fold-to-fold spread, so the defaults stay. Other feature types
+(``--features logmel mfcc_b --fold-ids 0 1 2``, default recipe, 2026-12-01): logmel (40 log-mel bins, 2.4x the
+training time) 0.863 float / 0.867 int8, mfcc_b 0.831 / 0.823, against mfcc_a's 0.876 float on the same folds.
+The >= 0.91 aim is not reached by any recipe or feature type screened.
 """
 from __future__ import annotations
 

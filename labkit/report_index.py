@@ -26,7 +26,7 @@ esc = html.escape
 
 INDEX_CSS = """
 body.labkit-front{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#222;margin:0;background:#fafafa}
-.labkit-doc{max-width:1180px;margin:0 auto;padding:1rem 1.5rem 3rem}
+.labkit-doc{max-width:1280px;margin:0 auto;padding:1rem 1.5rem 3rem}
 .labkit-doc h1{font-size:1.7rem;margin:.6rem 0}.labkit-doc h2{font-size:1.3rem;margin:2rem 0 .6rem;border-bottom:1px solid #ddd}
 .banner{display:grid;grid-template-columns:repeat(auto-fill,minmax(250px,1fr));gap:.35rem 1.2rem;background:#fff;
  border:1px solid #ddd;border-radius:6px;padding:.8rem 1rem;font-size:.9rem}
@@ -36,6 +36,7 @@ body.labkit-front{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif
 table.lk{border-collapse:collapse;font-size:.86rem;margin:.3rem 0}
 table.lk th,table.lk td{border:1px solid #e2e2e2;padding:.25rem .5rem;text-align:left;vertical-align:top}
 table.lk th{background:#f3f3f3}table.lk td.num{text-align:right;font-variant-numeric:tabular-nums}
+table.lk td.long{min-width:9em}table.lk td.mid{min-width:5.5em}
 td.yes{color:#137333;font-weight:600}td.no{color:#b3261e;font-weight:600}td.na{color:#999}
 .cards{display:grid;grid-template-columns:1fr;gap:1rem}
 .card{background:#fff;border:1px solid #ddd;border-left:5px solid #137333;border-radius:6px;padding:.6rem 1rem}
@@ -125,17 +126,24 @@ def fmt(value: Any) -> tuple[str, str]:
     return esc(str(value)), ""
 
 
+_LONG_TEXT, _MID_TEXT = 80, 30  # characters: a column holding longer text gets a minimum width (CSS td.long / td.mid)
+
+
 def table_html(rows: Sequence[Mapping[str, Any]]) -> str:
-    """A recorded table as an HTML table (columns in first-seen order)."""
+    """A recorded table as an HTML table (columns in first-seen order; a column of long texts, such as the
+    claims table's reasons, gets a minimum width so that its cells do not wrap into narrow towers)."""
     columns: list[str] = []
     for row in rows:
         columns += [c for c in row if c not in columns]
     head = "".join(f"<th>{esc(str(c))}</th>" for c in columns)
+    cells = [[fmt(row.get(c)) for c in columns] for row in rows]
+    longest = [max((len(row[i][0]) for row in cells), default=0) for i in range(len(columns))]
+    width = ["long" if n > _LONG_TEXT else "mid" if n > _MID_TEXT else "" for n in longest]  # no 20-line cells
     body = []
-    for row in rows:
-        cells = [fmt(row.get(c)) for c in columns]
-        body.append("<tr>" + "".join(f'<td class="{cls}">{text}</td>' if cls else f"<td>{text}</td>"
-                                     for text, cls in cells) + "</tr>")
+    for row in cells:
+        classes = [" ".join(c for c in (cls, w) if c) for (_, cls), w in zip(row, width)]
+        body.append("<tr>" + "".join(f'<td class="{cl}">{text}</td>' if cl else f"<td>{text}</td>"
+                                     for (text, _), cl in zip(row, classes)) + "</tr>")
     return f'<table class="lk"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
 

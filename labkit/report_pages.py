@@ -121,11 +121,13 @@ def redact_notebook(nb: Any, aliases: Sequence[tuple[str, str]]) -> None:
 
 
 def sanitize_executed(executed: Path, aliases: Sequence[tuple[str, str]]) -> None:
-    """Rewrite an executed notebook without the machine's absolute paths (atomically)."""
+    """Rewrite an executed notebook without the machine's absolute paths and without TensorFlow's C++
+    start-up lines (:func:`strip_tf_noise`; ``logs/<name>.log`` keeps them), atomically."""
     import nbformat
 
     nb = nbformat.read(str(executed), as_version=4)
     redact_notebook(nb, aliases)
+    strip_tf_noise(nb)
     results.atomic_write_text(executed, nbformat.writes(nb) + "\n")
 
 

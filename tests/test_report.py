@@ -196,6 +196,10 @@ def test_headline_tables_are_recorded_and_ordered(tmp_reports):
     assert results.load("t_plain")["headline"] is None and results.load("t_claims")["machine"]["cores"] >= 1
     table = report_index.table_html(results.load("t_claims")["rows"])
     assert '<td class="yes">yes</td>' in table and '<td class="no">no</td>' in table
+    reasons = report_index.table_html([{"id": "K2", "why_not": "size: " + "x" * 90, "margin": -0.52},
+                                       {"id": "K3", "why_not": None, "margin": 0.01}])
+    assert '<td class="long">size: x' in reasons and '<td class="na long">' in reasons  # the column keeps a width
+    assert '<td>K2</td>' in reasons and '<td class="num">-0.52</td>' in reasons
     assert oct((tmp_reports / "results" / "t_plain.json").stat().st_mode & 0o777) != "0o600"  # readable pages
 
 
@@ -216,6 +220,8 @@ def test_pages_have_dashboard_toc_toggle_and_no_machine_paths(smoke_report):
         leaked = [m for m in _machine_paths(out) if m in text]
         assert not leaked, f"{path.name} shows the machine path(s) {leaked}"
         assert "PosixPath(" not in text, f"{path.name}: a stray Out[n]: PosixPath(...)"
+        noise = re.search(r"[IWE]\d{4} [\d:.]+\s+\d+ \S+\.cc:\d+\]|absl::InitializeLog", text)
+        assert not noise, f"{path.name} shows TensorFlow's C++ start-up line {noise.group(0)!r}"  # the log keeps it
         if path.suffix == ".html":
             assert not re.search(r"<script[^>]+src=", text), f"{path.name} loads a script"
             assert "colab-badge.svg" not in text and "cdnjs" not in text and "unpkg" not in text
