@@ -14,8 +14,8 @@ convolution and dense layer (except the output layer) by the L1, L2 or L-infinit
 builds a physically smaller model (next layer's input channels, BatchNorm and depthwise parameters sliced
 to match); :func:`keep_channels` is the surgery with explicit channel lists.
 
-Fine-tunes compile, feed and fit through ``labkit.train``; the graph comes from ``labkit.graph``. The
-sweeps, tables and figures of notebook 07 live in ``labkit.experiments.pruning`` and ``labkit.plots``.
+Fine-tunes run through ``labkit.train``, the graph comes from ``labkit.graph``; notebook 07's sweeps, tables and
+figures live in ``labkit.experiments.pruning`` and ``labkit.plots``.
 """
 from __future__ import annotations
 
@@ -35,8 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "PRUNABLE_WEIGHT_NAMES", "NORMS", "copy_model", "prunable_weights", "sparsity_report", "prune_oneshot",
-    "recalibrate_bn", "pruning_schedule", "FinetuneResult", "prune_finetune", "finetune",
-    "pruned_layers", "BN_MODES",
+    "recalibrate_bn", "pruning_schedule", "FinetuneResult", "prune_finetune", "finetune", "pruned_layers", "BN_MODES",
     "prunable_channel_layers", "channel_scores", "channels_to_keep", "prune_channels", "keep_channels",
 ]
 
@@ -96,10 +95,8 @@ def _tfmot_weight_names(layer: Any) -> list[str]:
 
 
 def copy_model(model: "tf.keras.Model") -> "tf.keras.Model":
-    """An independent copy of a Sequential/functional ``model`` (same architecture and weights).
-
-    Used by the pruning functions so the model passed in is never modified (notebook 07).
-    """
+    """An independent copy of a Sequential/functional ``model`` (same architecture and weights). Used by the
+    pruning functions so the model passed in is never modified (notebook 07)."""
     tf = _tf()
     clone = tf.keras.models.clone_model(model)
     clone.set_weights(model.get_weights())
@@ -108,10 +105,8 @@ def copy_model(model: "tf.keras.Model") -> "tf.keras.Model":
 
 def sparsity_report(model: "tf.keras.Model") -> pd.DataFrame:
     """Per layer: the kernel-like weight, its size, how many entries are exactly zero, the sparsity,
-    and whether tfmot's ``prune_low_magnitude`` prunes it (``tfmot_prunable``); a last ``total`` row.
-
-    Works on plain models and on models wrapped for pruning. Used by notebook 07.
-    """
+    and whether tfmot's ``prune_low_magnitude`` prunes it (``tfmot_prunable``); a last ``total`` row. Works on
+    plain models and on models wrapped for pruning. Used by notebook 07."""
     rows = []
     for layer, w, name in prunable_weights(model):
         values = np.asarray(w.numpy())
@@ -151,8 +146,7 @@ def prune_oneshot(
     ``N`` weights (small layers may then keep most of their weights, large ones lose more). Ties are
     broken by position, so the count is exact even with repeated values. Biases and BatchNorm are
     left alone; ``layers`` restricts pruning to some layer names (default: every kernel, including
-    depthwise and output layers). Used by notebook 07.
-    """
+    depthwise and output layers). Used by notebook 07."""
     sparsity = _check_sparsity(sparsity)
     if scope not in ("per_layer", "global"):
         raise ValueError(f"scope must be 'per_layer' or 'global', got {scope!r}")
@@ -193,8 +187,7 @@ def recalibrate_bn(model: "tf.keras.Model", x: np.ndarray, *, max_samples: int =
     pass through the layers in order, in inference mode (dropout off), on at most ``max_samples``
     evenly spaced inputs: each BN layer gets the mean and variance of its input, computed with the
     already re-estimated layers before it. No weight is trained; models without BatchNorm come back
-    as a plain copy. Used by :func:`sweep` (notebook 07).
-    """
+    as a plain copy. Used by :func:`sweep` (notebook 07)."""
     tf = _tf()
     fixed = copy_model(model)
     if not any(isinstance(layer, tf.keras.layers.BatchNormalization) for layer in fixed.layers):
@@ -249,8 +242,7 @@ def pruning_schedule(
     (0.744 instead of 0.75 with ``frequency=100``). Here ``end_step`` is put on the grid, at about
     ``end_fraction`` of the ``total_steps`` training steps, so the rest fine-tunes at the final
     sparsity; pruning starts at ``begin_fraction`` (on the grid too). ``frequency`` defaults to ``total_steps // 20`` clipped to [1, 100] (about 14 pruning
-    updates). Returns the schedule and a dict describing it. Used by :func:`prune_finetune`.
-    """
+    updates). Returns the schedule and a dict describing it. Used by :func:`prune_finetune`."""
     sparsity = _check_sparsity(sparsity)
     total_steps = int(total_steps)
     if total_steps < 1:
@@ -283,13 +275,18 @@ def pruning_schedule(
 
 def _fit(model: "tf.keras.Model", x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int,
          validation_data: tuple[np.ndarray, np.ndarray] | None, seed: int, callbacks: Sequence[Any],
-         verbose: int) -> dict[str, list[float]]:
-    """One fine-tuning run through ``labkit.train``: seeded shuffles, a tqdm bar over the epochs."""
+         verbose: int, keep_best_from: int | None = None) -> dict[str, list[float]]:
+    """One fine-tuning run through ``labkit.train`` (seeded shuffles, a tqdm bar); ``keep_best_from`` (an epoch
+    index): restore the weights of the lowest validation loss from there on (an ``EarlyStopping`` that never stops)."""
     tf = _tf()
-    ds = train.dataset(np.asarray(x), np.asarray(y), batch_size, seed=seed)
-    val = None
+    ds, val = train.dataset(np.asarray(x), np.asarray(y), batch_size, seed=seed), None
     if validation_data is not None:
         val = tf.data.Dataset.from_tensor_slices(tuple(np.asarray(a) for a in validation_data)).batch(512)
+    elif keep_best_from is not None:
+        raise ValueError("keep_best needs validation_data: the best epoch is the one with the lowest validation loss")
+    if keep_best_from is not None:
+        callbacks = [*callbacks, tf.keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=epochs + 1, restore_best_weights=True, start_from_epoch=int(keep_best_from))]
     return train.fit(model, ds, val, epochs=epochs, callbacks=callbacks, verbose=verbose, desc="fine-tune epochs")
 
 
@@ -312,6 +309,7 @@ def prune_finetune(
     skip: Sequence[str] = ("output",),
     bn: str = "train",
     recalibrate: bool = False,
+    keep_best: bool = False,
     seed: int = 0,
     verbose: int = 0,
 ) -> FinetuneResult:
@@ -329,8 +327,9 @@ def prune_finetune(
     that of the pruned layers (:func:`pruned_layers`; :func:`sparsity_report` gives the total). Adam on
     ``loss``, learning rate decaying (cosine) from ``learning_rate`` (start high: ``Task.finetune_kwargs``).
     ``bn="train"`` lets BatchNorm adapt (``"freeze"`` collapsed it); ``recalibrate`` re-estimates its
-    statistics at the end (:func:`recalibrate_bn`). ``model`` is not modified. Used by notebook 07.
-    """
+    statistics at the end (:func:`recalibrate_bn`). ``keep_best`` (needs ``validation_data``) keeps the epoch
+    with the lowest validation loss among those ending after the target sparsity is reached (schedule
+    ``kept_epoch``, 1-based). ``model`` is not modified. Used by notebook 07."""
     tf = _tf()
     sk = _tfmot_sparsity()
     sparsity = _check_sparsity(sparsity)
@@ -359,8 +358,9 @@ def prune_finetune(
     _set_bn_mode(wrapped, bn)
     train.compile_model(wrapped, loss, learning_rate, metrics=metrics, total_steps=info["total_steps"])
     t0 = time.perf_counter()
+    first = info["end_step"] // steps_per_epoch if keep_best else None  # first epoch ending past the end step
     history = _fit(wrapped, x, y, epochs=epochs, batch_size=batch_size, validation_data=validation_data,
-                   seed=seed, callbacks=[sk.UpdatePruningStep()], verbose=verbose)
+                   seed=seed, callbacks=[sk.UpdatePruningStep()], verbose=verbose, keep_best_from=first)
     seconds = time.perf_counter() - t0
     stripped = sk.strip_pruning(wrapped)
     _set_bn_mode(stripped, "unfreeze")
@@ -369,7 +369,7 @@ def prune_finetune(
         clean = recalibrate_bn(clean, x)
     train.compile_model(clean, loss, learning_rate, metrics=metrics)
     info.update(depthwise=depthwise, skip=sorted(skipped), bn=bn, recalibrate=bool(recalibrate),
-                learning_rate=float(learning_rate), epochs=int(epochs))
+                learning_rate=float(learning_rate), epochs=int(epochs), kept_epoch=_kept(history, first))
     return FinetuneResult(model=clean, history=history, schedule=info, seconds=seconds)
 
 
@@ -386,15 +386,13 @@ def finetune(
     validation_data: tuple[np.ndarray, np.ndarray] | None = None,
     bn: str = "train",
     recalibrate: bool = False,
+    keep_best: bool = False,
     seed: int = 0,
     verbose: int = 0,
 ) -> FinetuneResult:
     """Plain fine-tuning of a copy of ``model`` (e.g. after :func:`prune_channels`) with Adam, the
-    learning rate decaying from ``learning_rate`` (cosine); ``bn`` and ``recalibrate`` as in
-    :func:`prune_finetune`.
-
-    Used by notebook 07.
-    """
+    learning rate decaying from ``learning_rate`` (cosine); ``bn``, ``recalibrate`` and ``keep_best`` (any
+    epoch) as in :func:`prune_finetune`. Used by notebook 07."""
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
     config.seed_everything(seed)
@@ -404,13 +402,20 @@ def finetune(
                         total_steps=epochs * int(np.ceil(len(x) / batch_size)))
     t0 = time.perf_counter()
     history = _fit(tuned, x, y, epochs=epochs, batch_size=batch_size, validation_data=validation_data,
-                   seed=seed, callbacks=[], verbose=verbose)
+                   seed=seed, callbacks=[], verbose=verbose, keep_best_from=0 if keep_best else None)
     seconds = time.perf_counter() - t0
     _set_bn_mode(tuned, "unfreeze")
     if recalibrate:
         tuned = recalibrate_bn(tuned, x)
     train.compile_model(tuned, loss, learning_rate, metrics=metrics)  # graph mode for whoever uses it next
-    return FinetuneResult(model=tuned, history=history, schedule={}, seconds=seconds)
+    return FinetuneResult(model=tuned, history=history, schedule={"kept_epoch": _kept(history, 0 if keep_best
+                                                                                      else None)}, seconds=seconds)
+
+
+def _kept(history: Mapping[str, list[float]], first: int | None) -> int:
+    """1-based epoch whose weights a fine-tune returns: the last, or the lowest validation loss from ``first`` on."""
+    losses = history.get("loss", [])
+    return len(losses) if first is None else first + int(np.argmin(history["val_loss"][first:])) + 1
 
 
 def pruned_layers(model: "tf.keras.Model", *, depthwise: str = "dense", skip: Sequence[str] = ("output",)) -> list[str]:
@@ -491,8 +496,7 @@ def prunable_channel_layers(model: "tf.keras.Model") -> list[str]:
     A Conv1D/Conv2D/Dense layer qualifies when every path from its output reaches another Conv/Dense
     layer through channel-following layers only (BatchNorm, activations, dropout, pooling, Flatten,
     DepthwiseConv2D): so never the output layer. Raises ``NotImplementedError`` for recurrent models.
-    Used by notebook 07.
-    """
+    Used by notebook 07."""
     graph = _graph(model)
     recurrent = [n for n in graph.order if graph.cls(n) in _RECURRENT]
     if recurrent:
@@ -530,8 +534,7 @@ def channel_scores(model: "tf.keras.Model", norm: str = "l1", *, fold_bn: bool =
 
     With ``fold_bn`` (default) a filter followed by BatchNorm is scaled by ``|gamma| / sqrt(var + eps)``
     first, i.e. the norm of the filter as deployed after BN folding (a BN layer would otherwise undo
-    any difference in filter scale). Used by :func:`prune_channels` and notebook 07.
-    """
+    any difference in filter scale). Used by :func:`prune_channels` and notebook 07."""
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
     graph = _graph(model)
@@ -557,8 +560,7 @@ def channels_to_keep(scores: Mapping[str, np.ndarray], fraction: float) -> dict[
     """For each layer, the (sorted) indices of the channels kept when the weakest ``fraction`` is removed:
     ``max(1, round((1 - fraction) x n))`` channels remain, the same rounding as ``models.scaled``, so
     removing 0.25 of the channels gives the architecture of ``alpha=0.75``. Ties keep the lower index.
-    Used by :func:`prune_channels`.
-    """
+    Used by :func:`prune_channels`."""
     fraction = float(fraction)
     if not 0.0 <= fraction < 1.0:
         raise ValueError(f"fraction (share of channels removed) must be in [0, 1), got {fraction!r}")
@@ -587,8 +589,7 @@ def prune_channels(
     follow their channels (in a DS-CNN the depthwise layer keeps the channels of the pointwise
     convolution before it), Flatten is handled. ``fraction=0.25`` keeps 75 % of the channels. ``layers``
     restricts pruning to some layer names. Recurrent models raise ``NotImplementedError``.
-    Used by notebook 07.
-    """
+    Used by notebook 07."""
     scores = channel_scores(model, norm, fold_bn=fold_bn)
     if layers is not None:
         unknown = set(layers) - set(scores)
@@ -642,8 +643,7 @@ def keep_channels(model: "tf.keras.Model", keep: Mapping[str, Iterable[int]]) ->
 
     If the removed channels contribute nothing to the output (their filters, biases and the
     BatchNorm/depthwise parameters that follow are zero), the new model computes the same function.
-    Used by :func:`prune_channels` (notebook 07).
-    """
+    Used by :func:`prune_channels` (notebook 07)."""
     tf = _tf()
     graph = _graph(model)
     allowed = set(prunable_channel_layers(model))

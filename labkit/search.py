@@ -284,10 +284,11 @@ in three modes, two of them new trainings; forecasting: three networks, two widt
 pruning), so a report run trains and fine-tunes only a few models. ``full``: the whole optimisation
 space (structured pruning of the LSTM is impossible: those trials fail and the sampler moves on)."""
 
-PRUNE_RECIPE_VERSION = "3"
+PRUNE_RECIPE_VERSION = "4"
 """Version of the prune-and-fine-tune recipe below; bump it to invalidate cached pruned models and start new
 studies. 2: the fine-tunes take the task's settings (``Task.finetune_kwargs``, notebook 07's) instead of a
-learning rate of their own. 3: ``prune.prune_finetune``'s new defaults (depthwise and output kernels dense)."""
+learning rate of their own. 3: ``prune.prune_finetune``'s new defaults (depthwise and output kernels dense). 4: a
+forecaster's fine-tunes keep their best validation epoch (``tasks.FINETUNE_KEEP_BEST``)."""
 
 
 def _check_task(task: str) -> str:
@@ -395,7 +396,8 @@ def pruned_model(fit: Any, task: Task, *, keep: float = 1.0, sparsity: float = 0
     fit_kw = task.finetune_kwargs(epochs)
     recipe = {"parent": fit.key, "keep": float(keep), "sparsity": float(sparsity), "norm": "l1",
               "epochs": fit_kw["epochs"], "batch_size": fit_kw["batch_size"], "learning_rate": fit_kw["learning_rate"],
-              "seed": fit_kw["seed"], "max_train_samples": max_train_samples, "version": PRUNE_RECIPE_VERSION}
+              "seed": fit_kw["seed"], "max_train_samples": max_train_samples, "keep_best": fit_kw.get("keep_best", False),
+              "version": PRUNE_RECIPE_VERSION}
     key = train.cache_key("pruned", name, recipe)
     hit = train.load_cached(key)
     if hit is not None:

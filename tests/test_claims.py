@@ -125,4 +125,8 @@ def test_recipe_settings_one_source_of_truth():
     assert kws.finetune_kwargs(15)["learning_rate"] == pytest.approx(5 * 2e-3)       # 1e-2: re-learn, not polish
     assert fc.finetune_kwargs(15)["learning_rate"] == pytest.approx(1e-2)            # the forecaster's training LR
     assert tasks.Task(name="kws", finetune_lr_scale=1.0).finetune_kwargs(1)["learning_rate"] == pytest.approx(2e-3)
+    fcv = tasks.Task(name="forecast", windows=windows, x_val=np.zeros((2, 6, 3)), y_val=np.zeros((2, 6, 2)))
+    kw = fcv.finetune_kwargs(15)  # a forecaster's fine-tune keeps its best validation epoch, a KWS one its last
+    assert kw["keep_best"] is True and kw["validation_data"][0] is fcv.x_val
+    assert "keep_best" not in tasks.Task(name="kws", x_val=np.zeros((2, 4)), y_val=np.zeros(2)).finetune_kwargs(15)
     assert np.isclose(tasks.FINETUNE_LR_SCALE["kws"], 5.0)

@@ -161,6 +161,37 @@ def test_finetune_in_graph_mode_reaches_target():
     assert np.isfinite(res.history["loss"]).all()
 
 
+def _drifting_fit():
+    """A forecaster, training targets 1.0 above persistence and validation targets 1.0 below it: the more
+    the fine-tune learns the training offset, the worse the validation loss, so the best epoch is early."""
+    model = models.build("fc_mlp", (6, 3), (6, 2), residual=True)
+    rng = np.random.default_rng(3)
+    x, xv = (rng.normal(size=(n, 6, 3)).astype(np.float32) for n in (320, 96))
+    y = x[:, -1:, :2] + 1.0 + 0.1 * rng.normal(size=(320, 6, 2)).astype(np.float32)
+    yv = xv[:, -1:, :2] - 1.0 + 0.1 * rng.normal(size=(96, 6, 2)).astype(np.float32)
+    kw = dict(epochs=8, batch_size=32, loss="mae", learning_rate=0.01, validation_data=(xv, yv), seed=0)
+    return model, x, y, xv, yv, kw
+
+
+def test_keep_best_returns_the_lowest_validation_epoch_at_the_final_sparsity():
+    model, x, y, xv, yv, kw = _drifting_fit()
+    res = prune.prune_finetune(model, 0.8, x, y, skip=(), end_fraction=0.25, keep_best=True, **kw)
+    val, first = res.history["val_loss"], res.schedule["end_step"] // 10   # 10 steps per epoch; 2 here
+    assert 0 < first < 8 and res.schedule["kept_epoch"] == first + int(np.argmin(val[first:])) + 1
+    kept = res.schedule["kept_epoch"]
+    assert kept < 8 and val[kept - 1] < val[-1]          # the data make the last epoch not the best one
+    assert res.model.evaluate(xv, yv, verbose=0) == pytest.approx(val[kept - 1], rel=1e-4)  # those weights came back
+    assert prune.sparsity_report(res.model).iloc[-1]["sparsity"] == pytest.approx(0.8, abs=2e-3)
+    last = prune.prune_finetune(model, 0.8, x, y, skip=(), end_fraction=0.25, **kw)  # default: the last epoch
+    assert last.schedule["kept_epoch"] == 8
+    assert last.model.evaluate(xv, yv, verbose=0) == pytest.approx(last.history["val_loss"][-1], rel=1e-4)
+    tuned = prune.finetune(model, x, y, keep_best=True, **kw)                   # any epoch
+    assert tuned.schedule["kept_epoch"] == int(np.argmin(tuned.history["val_loss"])) + 1
+    kw.pop("validation_data")
+    with pytest.raises(ValueError, match="keep_best needs validation_data"):
+        prune.finetune(model, x, y, keep_best=True, **kw)
+
+
 # ------------------------------------------------------------------------------------ channel pruning
 def _kill_channels(model: tf.keras.Model, layer: str, channels: list[int]) -> None:
     """Make output ``channels`` of ``layer`` contribute exactly nothing downstream: zero filter and bias,
