@@ -26,9 +26,9 @@ The ``full`` profile's settings offline (2026-12-01: ``--profile full --kws-data
 --variants recipe``; 12 labels, 2,538/341/187 clips, 40 training and 30 fine-tuning epochs): DS-CNN 0.850, control
 0.877, Sparse 0.8 0.856, Sparse 0.9 0.845, Structured 0.5 0.877, alpha 0.5 from scratch 0.834 (187 test clips:
 about +-0.05). The forecaster's 30-epoch fine-tunes at its training rate drifted (fc_mlp T MAE 0.393: control 0.451,
-Structured 0.5 0.563), which is why a forecaster's fine-tune now keeps its best validation epoch
-(``tasks.FINETUNE_KEEP_BEST``; seeds 0-2: Structured 0.5 x0.99 instead of x1.20, but Sparse 0.8 still x1.14 under
-``full``, x1.01 under ``quick``).
+Structured 0.5 0.563), which is why a forecaster's fine-tune now keeps its best validation epoch and starts at 0.3x
+its training rate (``tasks.FINETUNE_KEEP_BEST``, ``tasks.FINETUNE_LR_SCALE``; fc_mlp, seeds 0-2, under ``full``:
+Structured 0.5 x1.02 and Sparse 0.8 x1.01 the unpruned T MAE, instead of x1.20 and x1.16).
 """
 from __future__ import annotations
 

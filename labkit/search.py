@@ -288,7 +288,8 @@ PRUNE_RECIPE_VERSION = "4"
 """Version of the prune-and-fine-tune recipe below; bump it to invalidate cached pruned models and start new
 studies. 2: the fine-tunes take the task's settings (``Task.finetune_kwargs``, notebook 07's) instead of a
 learning rate of their own. 3: ``prune.prune_finetune``'s new defaults (depthwise and output kernels dense). 4: a
-forecaster's fine-tunes keep their best validation epoch (``tasks.FINETUNE_KEEP_BEST``)."""
+forecaster's fine-tunes keep their best validation epoch and start at 0.3x its training rate
+(``tasks.FINETUNE_KEEP_BEST``, ``tasks.FINETUNE_LR_SCALE``)."""
 
 
 def _check_task(task: str) -> str:
@@ -543,7 +544,8 @@ class SearchResult:
 def study_name(task: str, dataset: Any, cfg: config.Profile, *, seed: int = 0,
                space: Mapping[str, Sequence[Any]] | None = None) -> str:
     """A study name that changes whenever the measurements would: ``<task>-<profile>-s<seed>-<hash>`` over
-    the data fingerprint, the training, pruning and benchmark settings, the space and the objectives
+    the data fingerprint, the training, pruning (fine-tuning rate and best-epoch rule too) and benchmark settings,
+    the space and the objectives
     (not the number of trials: asking for more resumes the study and adds trials). Re-running notebook 08
     with the same settings resumes the same study. Used by notebook 08."""
     import hashlib
@@ -551,7 +553,8 @@ def study_name(task: str, dataset: Any, cfg: config.Profile, *, seed: int = 0,
     settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "search_trials"}  # more trials: resume
     parts = {"data": train.fingerprint(dataset), "cfg": settings, "seed": int(seed),
              "space": dict(space or search_space(task, cfg)), "objectives": OBJECTIVES[_check_task(task)],
-             "train_recipe": train.RECIPE_VERSION, "prune_recipe": PRUNE_RECIPE_VERSION}
+             "train_recipe": train.RECIPE_VERSION, "prune_recipe": PRUNE_RECIPE_VERSION,
+             "finetune": {"lr_scale": tasks.FINETUNE_LR_SCALE[task], "keep_best": tasks.FINETUNE_KEEP_BEST[task]}}
     digest = hashlib.sha256(train._canonical(parts).encode()).hexdigest()[:10]
     return f"{task}-{cfg.name}-s{int(seed)}-{digest}"
 

@@ -123,7 +123,7 @@ def test_recipe_settings_one_source_of_truth():
     kws = tasks.Task(name="kws")
     fc = tasks.Task(name="forecast", windows=windows)
     assert kws.finetune_kwargs(15)["learning_rate"] == pytest.approx(5 * 2e-3)       # 1e-2: re-learn, not polish
-    assert fc.finetune_kwargs(15)["learning_rate"] == pytest.approx(1e-2)            # the forecaster's training LR
+    assert fc.finetune_kwargs(15)["learning_rate"] == pytest.approx(0.3 * 1e-2)      # below the forecaster's training LR
     assert tasks.Task(name="kws", finetune_lr_scale=1.0).finetune_kwargs(1)["learning_rate"] == pytest.approx(2e-3)
     fcv = tasks.Task(name="forecast", windows=windows, x_val=np.zeros((2, 6, 3)), y_val=np.zeros((2, 6, 2)))
     kw = fcv.finetune_kwargs(15)  # a forecaster's fine-tune keeps its best validation epoch, a KWS one its last

@@ -342,7 +342,7 @@ def test_forecast_evaluator_measures_every_objective(smoke_cfg):
     assert abs(int8["T_mae"] - fp32["T_mae"]) < 0.1  # calibrated on train + validation: no clipping damage
 
 
-def test_study_name_follows_what_would_change_the_measurements():
+def test_study_name_follows_what_would_change_the_measurements(monkeypatch):
     from types import SimpleNamespace
 
     from labkit import config
@@ -357,5 +357,12 @@ def test_study_name_follows_what_would_change_the_measurements():
     assert search.study_name("forecast", ds, quick.replace(prune_epochs=5)) != name
     assert search.study_name("forecast", ds, quick, seed=1) != name
     assert search.study_name("forecast", ds, quick, space={"model": ["fc_cnn"]}) != name
+    monkeypatch.setitem(search.tasks.FINETUNE_LR_SCALE, "forecast", 1.0)   # another fine-tuning rate
+    assert search.study_name("forecast", ds, quick) != name
+    monkeypatch.undo()
+    monkeypatch.setitem(search.tasks.FINETUNE_KEEP_BEST, "forecast", False)  # the last epoch instead of the best
+    assert search.study_name("forecast", ds, quick) != name
+    monkeypatch.undo()
+    assert search.study_name("forecast", ds, quick) == name
     ds.x_test = ds.x_test + 1.0  # other data
     assert search.study_name("forecast", ds, quick) != name
