@@ -125,8 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     t0 = time.perf_counter()
     if "kws" in args.tasks:
-        kws = data.load_kws(cfg.kws_dataset, per_word=cfg.synth_per_word, seed=args.seed,
-                            **({"words": args.words} if args.words else {}))
+        kws = data.load_kws(cfg.kws_dataset, words=args.words, per_word=cfg.synth_per_word, seed=args.seed)
         print(kws, flush=True)
         rows += run_task(tasks.kws_task(kws, "ds_cnn", "mfcc_a", **train.kws_settings(cfg), seed=args.seed),
                          args.variants, epochs)
