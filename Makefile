@@ -1,6 +1,6 @@
 # tinyml-labkit: two commands on a fresh machine with Python 3.11:
 #   make report   -> creates .venv if missing, installs, runs the quick report on offline data
-#                    (only notebooks whose inputs changed; FORCE=1 runs all)
+#                    (only notebooks whose inputs changed; FORCE=1 runs all; 2 at a time, JOBS=1 one)
 #   make test     -> same bootstrap, runs the test suite
 #   make lab      -> JupyterLab (pinned in the same environment) on notebooks/
 PYTHON ?= python3.11
@@ -10,6 +10,7 @@ STAMP  := $(VENV)/.labkit-installed
 PROFILE ?= quick
 ONLY   ?=
 FORCE  ?=
+JOBS   ?=
 PYTEST_ARGS ?=
 
 export TF_CPP_MIN_LOG_LEVEL := 2
@@ -30,7 +31,7 @@ $(STAMP): requirements.txt pyproject.toml
 	@touch $(STAMP)
 
 report: $(STAMP)
-	@$(BIN)/labkit report --profile $(PROFILE) $(if $(ONLY),--only $(ONLY),) $(if $(FORCE),--force,)
+	@$(BIN)/labkit report --profile $(PROFILE) $(if $(ONLY),--only $(ONLY),) $(if $(FORCE),--force,) $(if $(JOBS),--jobs $(JOBS),)
 
 report-smoke:
 	$(MAKE) report PROFILE=smoke

@@ -70,6 +70,10 @@ def device_info() -> dict[str, Any]:
     gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
     note = (f"GPU found ({', '.join(gpus)}): Keras latency is measured on CPU and GPU."
             if gpus else "No GPU visible to TensorFlow: every latency here is CPU only.")
+    jobs = int(os.environ.get("LABKIT_REPORT_JOBS", "1") or 1)
+    if jobs > 1:
+        note += (f" `labkit report` ran this notebook beside {jobs - 1} other{'s' if jobs > 2 else ''} (--jobs {jobs}), "
+                 "TensorFlow on one thread each: these timings shared the machine; --jobs 1 times on a quiet one.")
     return {"cpu": _cpu_name(), "cpu_count": os.cpu_count(), "gpus": gpus,
             "devices": ["CPU"] + (["GPU"] if gpus else []), "note": note}
 

@@ -1,6 +1,6 @@
 """The ``labkit`` command line.
 
-    labkit report [--profile smoke|quick|full] [--only 01,03] [--output reports/] [--seed 0] [--force]
+    labkit report [--profile smoke|quick|full] [--only 01,03] [--output reports/] [--seed 0] [--force] [--jobs N]
     labkit check-pages [FOLDER]
     labkit data [--list | --fetch NAME | --synthetic N]
     labkit info
@@ -29,7 +29,7 @@ from .data.registry import DatasetError
 def _cmd_report(args: argparse.Namespace) -> int:
     only = [s for s in (args.only or "").split(",") if s.strip()] or None
     runs = report.run_report(args.profile, only=only, output=args.output, seed=args.seed, timeout=args.timeout,
-                             force=args.force, progress=not args.no_progress)
+                             force=args.force, progress=not args.no_progress, jobs=args.jobs)
     return 0 if runs and all(r.status == "ok" for r in runs) else 1
 
 
@@ -263,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
     p.add_argument("--force", action="store_true", help="run every selected notebook, even if nothing changed")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (only the summary line)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="notebooks run at once, each when the notebooks it reads from are done (default: 2 on a "
+                        "machine with 2+ cores, else 1; --jobs 1 times latencies on an otherwise quiet machine)")
     p.set_defaults(func=_cmd_report)
 
     p = add("check-pages", help="open every HTML page of a report in Chromium and list what is broken",

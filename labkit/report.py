@@ -10,16 +10,23 @@ The terminal shows one progress bar and one summary line. Each kernel talks over
 (ipc, not TCP) and its own output (TensorFlow's C++ start-up lines, ipykernel's messages) goes with
 papermill's log to ``reports/logs/NN_name.log``. A failing notebook is still rendered, with its error
 visible, and marked failed; the others run, and a failure is never cached.
+
+With ``jobs=2`` (the default on a machine with two or more cores) two notebooks run side by side, each in
+its own process, when :data:`NEEDS` allows it: a notebook starts once the notebooks whose results or caches
+it reads are done. Every kernel runs TensorFlow on one intra-op thread (``TF_NUM_INTRAOP_THREADS=1``,
+whatever ``jobs`` is), so the numbers do not depend on how many notebooks ran at once.
 """
 from __future__ import annotations
 
 import ast
+import concurrent.futures
 import contextlib
 import dataclasses
 import json
 import logging
 import os
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -32,6 +39,30 @@ from .report_pages import render_html  # noqa: F401  (public: renders one execut
 
 KERNEL_NAME = "python3"
 _SUBFOLDERS = ("executed", "html", "figures", "tables", "results", "logs")
+KERNEL_ENV = {"TF_NUM_INTRAOP_THREADS": "1"}  # every kernel, any jobs: the numbers must not depend on them
+
+# What a course notebook waits for when notebooks run side by side (``jobs > 1``): the notebooks whose
+# recorded results it gathers or whose cached models and datasets it would otherwise make itself (its read
+# trace, logs/NN.reads, lists them; tests/test_report.py checks the results part against it). A notebook
+# that is not listed waits for every selected notebook before it, as in a one-at-a-time run.
+NEEDS: dict[str, tuple[str, ...]] = {
+    "00_setup_check": (),
+    "01_preprocessing": ("03_training_kws",),  # the synthetic keyword set: 03 generates it, 01 then loads it
+    "02_estimation": (),
+    "03_training_kws": (),
+    "04_training_forecasting": (),
+    "05_conversion": ("03_training_kws", "04_training_forecasting"),
+    "06_quantization": ("03_training_kws", "04_training_forecasting"),
+    "07_pruning": ("03_training_kws", "04_training_forecasting"),
+    "08_tradeoffs": ("03_training_kws", "04_training_forecasting", "05_conversion", "07_pruning"),
+}
+# Seconds a notebook took in a quick report on 2 cores (fresh clone, 2026-12-01): before a notebook's first
+# run (no manifest entry yet) they stand in for its last run time when ordering and prioritising the work.
+TYPICAL_SECONDS: dict[str, float] = {
+    "00_setup_check": 14, "01_preprocessing": 45, "02_estimation": 21, "03_training_kws": 115,
+    "04_training_forecasting": 22, "05_conversion": 40, "06_quantization": 110, "07_pruning": 195,
+    "08_tradeoffs": 130, "09_claims": 6,
+}
 
 
 @dataclasses.dataclass
@@ -99,11 +130,17 @@ def _kernel_manager_class(log_path: Path) -> type:
     encryption" warning, nothing reachable from the network) and writes its own stdout/stderr (absl's
     C++ start-up lines, ipykernel's messages) to the notebook's log instead of the terminal."""
     from jupyter_client.manager import AsyncKernelManager
-    from traitlets import CaselessStrEnum
+    from traitlets import CaselessStrEnum, default
 
     class ReportKernelManager(AsyncKernelManager):
         transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc" if os.name == "posix" else "tcp",
                                     config=True)
+
+        @default("ip")
+        def _ip_default(self) -> str:  # ipc: a socket path of this process, not ./kernel-ipc shared by two kernels
+            if self.transport != "ipc":
+                return "127.0.0.1"
+            return os.path.join(tempfile.gettempdir(), f"labkit-kernel-{os.getpid()}-{log_path.stem}")
 
         async def start_kernel(self, **kw: Any) -> None:
             with open(log_path, "ab") as fh:
@@ -177,8 +214,9 @@ def run_notebook(path: Path, output: Path, *, profile: str, seed: int | None = N
     error = ""
     # the kernel spec runs "python": make it this interpreter (the venv's), not whatever is first on PATH
     path_var = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    with _environ(LABKIT_REPORTS=str(output), LABKIT_NOTEBOOK=path.stem, LABKIT_PROFILE=profile, PATH=path_var), \
-            _logs_to(log_path):
+    threads = {k: os.environ.get(k, v) for k, v in KERNEL_ENV.items()}
+    with _environ(LABKIT_REPORTS=str(output), LABKIT_NOTEBOOK=path.stem, LABKIT_PROFILE=profile, PATH=path_var,
+                  **threads), _logs_to(log_path):
         try:
             pm.execute_notebook(
                 str(path), str(executed), parameters=params, kernel_name=KERNEL_NAME, cwd=str(path.parent),
@@ -373,6 +411,111 @@ def _summary(runs: list[NotebookRun], profile: str, seconds: float, output: Path
     return text + f" -> {report_index.relative(output / 'index.html')}, {report_index.relative(output / 'report.html')}"
 
 
+def default_jobs() -> int:
+    """How many notebooks ``labkit report`` runs at once by default: 2 on a machine with two or more cores
+    (a kernel keeps about one core busy: TensorFlow trains these small models on one thread about as fast
+    as on two), else 1."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return 2 if cores >= 2 else 1
+
+
+def prerequisites(paths: Sequence[Path], jobs: int = 2) -> dict[str, set[str]]:
+    """For each selected notebook, the selected notebooks that must be done before it starts: :data:`NEEDS`
+    (an unlisted notebook: every notebook before it); with ``jobs=1``, every notebook before it."""
+    names = [p.stem for p in paths]
+    out = {}
+    for i, name in enumerate(names):
+        wanted = NEEDS.get(name) if jobs > 1 else None
+        out[name] = set(names[:i]) if wanted is None else {n for n in wanted if n in names}
+    return out
+
+
+def _chains(needs: Mapping[str, set[str]], entries: Mapping[str, Any]) -> dict[str, float]:
+    """Each notebook's longest chain of work to the end of the report: its last recorded run time (else
+    :data:`TYPICAL_SECONDS`, else 60 s) plus the longest chain among the notebooks that wait for it."""
+    est = {n: float((entries.get(n) or {}).get("seconds") or TYPICAL_SECONDS.get(n, 60.0)) for n in needs}
+    memo: dict[str, float] = {}
+
+    def chain(n: str) -> float:
+        if n not in memo:
+            memo[n] = est[n] + max((chain(m) for m in needs if n in needs[m]), default=0.0)
+        return memo[n]
+
+    return {n: chain(n) for n in needs}
+
+
+def _crashed(path: Path, output: Path, exc: BaseException, reason: str) -> NotebookRun:
+    """The run of a notebook whose worker process died (the notebook's own errors come back as a failed run)."""
+    return NotebookRun(path.stem, "failed", 0.0, output / "executed" / path.name, None, reason=reason,
+                       error=f"report worker failed: {type(exc).__name__}: {exc}", ran_at=time.strftime("%Y-%m-%d %H:%M"))
+
+
+def _run_all(paths: list[Path], output: Path, entries: dict, bar: Any, *, profile: str, seed: int | None,
+             timeout: int | None, force: bool, jobs: int, shared: dict, render_code: str) -> list[NotebookRun]:
+    """Run (or take from the manifest) every notebook of ``paths``, up to ``jobs`` at once in worker
+    processes, each started when its :func:`prerequisites` are done; the manifest is saved after each."""
+    needs = prerequisites(paths, jobs)
+    by_name = {p.stem: p for p in paths}
+    chains = _chains(needs, entries)
+    # one at a time: notebook order; side by side: the longest chain first, so the slow path starts early
+    pending = list(needs) if jobs <= 1 else sorted(needs, key=lambda n: (-chains[n], n))
+    done: dict[str, NotebookRun] = {}
+    running: dict[concurrent.futures.Future, tuple[str, dict, str]] = {}
+    pool = None
+
+    def finish(run: NotebookRun, inputs: dict | None) -> None:
+        if inputs is not None:
+            entries[run.name] = _entry(run, inputs, output, render_code)
+        manifest.save(output, entries)
+        done[run.name] = run
+        bar.update()
+
+    try:
+        while pending or running:
+            for name in [n for n in pending if needs[n] <= done.keys()]:
+                if jobs > 1 and len(running) >= jobs:
+                    break
+                pending.remove(name)
+                path, entry = by_name[name], entries.get(name)
+                inputs = manifest.static_inputs(path, _params(profile, seed), **shared)
+                reason = "--force" if force else manifest.stale_reason(entry, inputs, output)
+                if reason is None:
+                    bar.set_postfix_str(f"{name}: cached")
+                    finish(_recorded_run(path, output, entry, render_code), None)
+                elif jobs <= 1:
+                    bar.set_postfix_str(f"{name}: running")
+                    finish(run_notebook(path, output, profile=profile, seed=seed, timeout=timeout, reason=reason),
+                           inputs)
+                else:
+                    if pool is None:
+                        import multiprocessing
+
+                        pool = concurrent.futures.ProcessPoolExecutor(
+                            jobs, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1)  # fresh per notebook
+                    future = pool.submit(run_notebook, path, output, profile=profile, seed=seed, timeout=timeout,
+                                         reason=reason)
+                    running[future] = (name, inputs, reason)
+            if running:
+                bar.set_postfix_str(", ".join(sorted(n for n, _, _ in running.values())) + ": running")
+                finished, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
+                for future in finished:
+                    name, inputs, reason = running.pop(future)
+                    try:
+                        run = future.result()
+                    except Exception as exc:  # the worker process died (out of memory, killed)
+                        run = _crashed(by_name[name], output, exc, reason)
+                    finish(run, inputs)
+            elif pending and not any(needs[n] <= done.keys() for n in pending):
+                raise RuntimeError(f"report.NEEDS has a cycle among {pending}")
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    return [done[p.stem] for p in paths]
+
+
 def run_report(
     profile: str = "quick",
     *,
@@ -384,10 +527,15 @@ def run_report(
     echo: Callable[[str], None] = print,
     force: bool = False,
     progress: bool = True,
+    jobs: int | None = None,
 ) -> list[NotebookRun]:
-    """Run the notebooks whose inputs changed (all with ``force``), render their pages, gather the
-    tables, write index.html and report.html; ``echo`` gets the one summary line. Used by ``labkit report``."""
+    """Run the notebooks whose inputs changed (all with ``force``), up to ``jobs`` at once (default
+    :func:`default_jobs`; see :data:`NEEDS`), render their pages, gather the tables, write index.html and
+    report.html; ``echo`` gets the one summary line. Used by ``labkit report``."""
     config.profile(profile)  # validate the name early
+    jobs = default_jobs() if jobs is None else int(jobs)
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
     output = Path(output or config.reports_dir()).resolve()
     paths = discover(only, notebooks)
     for sub in _SUBFOLDERS:
@@ -395,22 +543,11 @@ def run_report(
     entries = manifest.load(output)
     shared = {"labkit": manifest.labkit_digest(), "packages": manifest.packages_digest()}
     render_code = _render_code()
-    runs: list[NotebookRun] = []
     t0 = time.perf_counter()
-    with _environ(LABKIT_REPORTS=str(output)), _progress(len(paths), profile, progress) as bar:
-        for path in paths:
-            inputs = manifest.static_inputs(path, _params(profile, seed), **shared)
-            entry = entries.get(path.stem)
-            reason = "--force" if force else manifest.stale_reason(entry, inputs, output)
-            bar.set_postfix_str(f"{path.stem}: {'cached' if reason is None else 'running'}")
-            if reason is None:
-                run = _recorded_run(path, output, entry, render_code)
-            else:
-                run = run_notebook(path, output, profile=profile, seed=seed, timeout=timeout, reason=reason)
-                entries[path.stem] = _entry(run, inputs, output, render_code)
-            manifest.save(output, entries)
-            runs.append(run)
-            bar.update()
+    with _environ(LABKIT_REPORTS=str(output), LABKIT_REPORT_JOBS=str(jobs)), \
+            _progress(len(paths), profile, progress) as bar:
+        runs = _run_all(paths, output, entries, bar, profile=profile, seed=seed, timeout=timeout, force=force,
+                        jobs=jobs, shared=shared, render_code=render_code)
         bar.set_postfix_str("writing index")
         shown = _with_earlier_runs(runs, discover(None, notebooks), entries, output, render_code,
                                    params=_params(profile, seed), shared=shared)
@@ -418,7 +555,7 @@ def run_report(
         docs = current_results(output, shown, profile)
         write_tables(output, docs)
         facts = report_index.banner_facts(profile=profile, seed=_seed_text(paths, seed), runs=shown, docs=docs,
-                                          wall_seconds=time.perf_counter() - t0)
+                                          wall_seconds=time.perf_counter() - t0, jobs=jobs)
         report_index.write_single(output, shown, facts, docs=docs)
         report_index.write_index(output, shown, facts, docs=docs)
     echo(_summary(runs, profile, time.perf_counter() - t0, output))

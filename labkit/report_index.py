@@ -76,7 +76,7 @@ def _gpus(docs: Sequence[Mapping[str, Any]]) -> str:
 
 
 def banner_facts(*, profile: str, seed: str, runs: Sequence[Any], docs: Sequence[Mapping[str, Any]],
-                 wall_seconds: float) -> dict[str, str]:
+                 wall_seconds: float, jobs: int = 1) -> dict[str, str]:
     """The banner's label -> text pairs."""
     machine = results.machine()
     vers = results.versions()
@@ -91,7 +91,8 @@ def banner_facts(*, profile: str, seed: str, runs: Sequence[Any], docs: Sequence
         "generated": time.strftime("%Y-%m-%d %H:%M %Z"),
         "notebooks": f"{ok}/{len(runs)} ok" + (f", {failed} failed" if failed else "")
                      + f" · {len(runs) - cached} run, {cached} cached",
-        "time": f"this run {duration(wall_seconds)} · notebooks' own run time {duration(nb_time)}",
+        "time": f"this run {duration(wall_seconds)} · notebooks' own run time {duration(nb_time)} · "
+                f"{jobs} notebook{'s' if jobs > 1 else ''} at a time, one TensorFlow thread each",
         "CPU": f"{machine['cpu']} · {machine['cores']} logical cores",
         "GPU": _gpus(docs),
         "labkit · Python": f"{__version__} · {vers.pop('python')}",

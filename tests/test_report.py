@@ -245,3 +245,78 @@ def test_pages_have_dashboard_toc_toggle_and_no_machine_paths(smoke_report):
     assert all(f'id="nb-{n}"' in single for n in names) and 'id="nb01-cell-id=' in single
     local = [u for u in re.findall(r'(?:src|href)="([^"#][^"]*)"', single) if not u.startswith(("data:", "http"))]
     assert local == [], f"report.html links outside itself: {local[:5]}"
+
+
+_TIMED = ("import os, time\nfrom labkit import results\nt0 = time.time()\ntime.sleep(2)\n"
+          "results.record(os.environ['LABKIT_NOTEBOOK'], [{'start': t0, 'end': time.time(), 'pid': os.getpid(), "
+          "'threads': os.environ.get('TF_NUM_INTRAOP_THREADS'), 'jobs': os.environ.get('LABKIT_REPORT_JOBS')}])")
+
+
+def test_notebooks_run_side_by_side_when_what_they_read_is_done(tmp_path, monkeypatch):
+    """--jobs 2: two notebooks that need nothing run at the same time; a notebook starts only after the one
+    it needs; every kernel gets one TensorFlow thread. --jobs 1: one after the other, in order."""
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
+    for name in ("01_a", "02_b", "03_c"):
+        _notebook(nbdir / f"{name}.ipynb", _TIMED)
+    monkeypatch.setattr(report, "NEEDS", {"01_a": (), "02_b": (), "03_c": ("01_a",)})
+    monkeypatch.delenv("TF_NUM_INTRAOP_THREADS", raising=False)
+
+    def spans(jobs: int) -> dict[str, dict]:
+        out = tmp_path / f"rep{jobs}"
+        runs = report.run_report("smoke", output=out, notebooks=nbdir, echo=lambda m: None, progress=False, jobs=jobs)
+        assert [r.name for r in runs] == ["01_a", "02_b", "03_c"] and all(r.status == "ok" for r in runs), runs
+        assert f"{jobs} notebook" in (out / "index.html").read_text()
+        return {n: results.load(n, out / "results")["rows"][0] for n in ("01_a", "02_b", "03_c")}
+
+    two = spans(2)
+    a, b, c = two["01_a"], two["02_b"], two["03_c"]
+    assert a["start"] < b["end"] and b["start"] < a["end"], "01_a and 02_b should overlap"
+    assert c["start"] >= a["end"] and len({a["pid"], b["pid"], c["pid"]}) == 3
+    assert {r["threads"] for r in two.values()} == {"1"} and {r["jobs"] for r in two.values()} == {"2"}
+    one = spans(1)
+    assert one["01_a"]["end"] <= one["02_b"]["start"] and one["02_b"]["end"] <= one["03_c"]["start"]
+    assert {r["threads"] for r in one.values()} == {"1"}, "the numbers must not depend on --jobs"
+
+
+def test_prerequisites_follow_needs_the_selection_and_jobs():
+    paths = [Path(f"{n}.ipynb") for n in ("00_setup_check", "01_preprocessing", "03_training_kws", "08_tradeoffs",
+                                          "09_claims", "10_new")]
+    two = report.prerequisites(paths)
+    assert two["01_preprocessing"] == {"03_training_kws"} and two["00_setup_check"] == set()
+    assert two["08_tradeoffs"] == {"03_training_kws"}  # 04, 05 and 07 are not selected
+    assert two["09_claims"] == {p.stem for p in paths[:4]}  # not in NEEDS: everything before it
+    assert two["10_new"] == {p.stem for p in paths[:5]}
+    one = report.prerequisites(paths, jobs=1)
+    assert all(one[p.stem] == {q.stem for q in paths[:i]} for i, p in enumerate(paths))
+    assert set(report.NEEDS) <= {p.stem for p in report.discover()}, "NEEDS names a notebook that does not exist"
+
+
+def test_needs_cover_the_results_each_notebook_read(smoke_report):
+    """Every recorded result a notebook of the smoke report read (its read trace) comes from a notebook it
+    waits for, directly or through another one: running side by side cannot hand it a stale table."""
+    paths = report.discover()
+    needs = report.prerequisites(paths)
+
+    def closure(name: str) -> set[str]:
+        out, todo = set(), list(needs[name])
+        while todo:
+            n = todo.pop()
+            if n not in out:
+                out.add(n)
+                todo.extend(needs[n])
+        return out
+
+    checked = 0
+    for p in paths:
+        trace = (smoke_report / "logs" / f"{p.stem}.reads").read_text().splitlines()
+        for line in trace:
+            kind, _, file = line.partition("\t")
+            f = Path(file)
+            if kind != "file" or f.parent != smoke_report / "results" or f.name.startswith(".") or not f.exists():
+                continue
+            writer = json.loads(f.read_text())["notebook"]
+            if writer != p.stem:
+                checked += 1
+                assert writer in closure(p.stem), f"{p.stem} read {f.name} of {writer} but does not wait for it"
+    assert checked >= 8  # 08 reads 05's and 07's results, 09 reads 03-08's
