@@ -57,7 +57,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "08_tradeoffs": ("03_training_kws", "04_training_forecasting", "05_conversion", "07_pruning"),
 }
 # Seconds a notebook took in a quick report on 2 cores (fresh clone, 2026-12-01): before a notebook's first
-# run (no manifest entry yet) they stand in for its last run time when ordering and prioritising the work.
+# run (no manifest entry yet) they stand in for its last run time when ordering the work.
 TYPICAL_SECONDS: dict[str, float] = {
     "00_setup_check": 14, "01_preprocessing": 45, "02_estimation": 21, "03_training_kws": 115,
     "04_training_forecasting": 22, "05_conversion": 40, "06_quantization": 110, "07_pruning": 195,
@@ -493,8 +493,9 @@ def _run_all(paths: list[Path], output: Path, entries: dict, bar: Any, *, profil
                     if pool is None:
                         import multiprocessing
 
+                        # a fresh worker process per notebook (spawned: no TensorFlow state inherited)
                         pool = concurrent.futures.ProcessPoolExecutor(
-                            jobs, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1)  # fresh per notebook
+                            jobs, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1)
                     future = pool.submit(run_notebook, path, output, profile=profile, seed=seed, timeout=timeout,
                                          reason=reason)
                     running[future] = (name, inputs, reason)
