@@ -275,19 +275,23 @@ def pruning_schedule(
 
 def _fit(model: "tf.keras.Model", x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int,
          validation_data: tuple[np.ndarray, np.ndarray] | None, seed: int, callbacks: Sequence[Any],
-         verbose: int, keep_best_from: int | None = None) -> dict[str, list[float]]:
+         verbose: int, keep_best_from: int | None = None) -> tuple[dict[str, list[float]], int]:
     """One fine-tuning run through ``labkit.train`` (seeded shuffles, a tqdm bar); ``keep_best_from`` (an epoch
-    index): restore the weights of the lowest validation loss from there on (an ``EarlyStopping`` that never stops)."""
+    index): restore the weights of the lowest validation loss from there on (an ``EarlyStopping`` that never stops).
+    Returns the history and the 1-based epoch whose weights the model ends with."""
     tf = _tf()
     ds, val = train.dataset(np.asarray(x), np.asarray(y), batch_size, seed=seed), None
     if validation_data is not None:
         val = tf.data.Dataset.from_tensor_slices(tuple(np.asarray(a) for a in validation_data)).batch(512)
     elif keep_best_from is not None:
         raise ValueError("keep_best needs validation_data: the best epoch is the one with the lowest validation loss")
+    best = None
     if keep_best_from is not None:
-        callbacks = [*callbacks, tf.keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=epochs + 1, restore_best_weights=True, start_from_epoch=int(keep_best_from))]
-    return train.fit(model, ds, val, epochs=epochs, callbacks=callbacks, verbose=verbose, desc="fine-tune epochs")
+        best = tf.keras.callbacks.EarlyStopping(monitor="val_loss", patience=epochs + 1, restore_best_weights=True,
+                                                start_from_epoch=int(keep_best_from))
+        callbacks = [*callbacks, best]
+    history = train.fit(model, ds, val, epochs=epochs, callbacks=callbacks, verbose=verbose, desc="fine-tune epochs")
+    return history, (len(history["loss"]) if best is None else int(best.best_epoch) + 1)
 
 
 def prune_finetune(
@@ -359,8 +363,8 @@ def prune_finetune(
     train.compile_model(wrapped, loss, learning_rate, metrics=metrics, total_steps=info["total_steps"])
     t0 = time.perf_counter()
     first = info["end_step"] // steps_per_epoch if keep_best else None  # first epoch ending past the end step
-    history = _fit(wrapped, x, y, epochs=epochs, batch_size=batch_size, validation_data=validation_data,
-                   seed=seed, callbacks=[sk.UpdatePruningStep()], verbose=verbose, keep_best_from=first)
+    history, kept = _fit(wrapped, x, y, epochs=epochs, batch_size=batch_size, validation_data=validation_data,
+                         seed=seed, callbacks=[sk.UpdatePruningStep()], verbose=verbose, keep_best_from=first)
     seconds = time.perf_counter() - t0
     stripped = sk.strip_pruning(wrapped)
     _set_bn_mode(stripped, "unfreeze")
@@ -369,7 +373,7 @@ def prune_finetune(
         clean = recalibrate_bn(clean, x)
     train.compile_model(clean, loss, learning_rate, metrics=metrics)
     info.update(depthwise=depthwise, skip=sorted(skipped), bn=bn, recalibrate=bool(recalibrate),
-                learning_rate=float(learning_rate), epochs=int(epochs), kept_epoch=_kept(history, first))
+                learning_rate=float(learning_rate), epochs=int(epochs), kept_epoch=kept)
     return FinetuneResult(model=clean, history=history, schedule=info, seconds=seconds)
 
 
@@ -401,21 +405,14 @@ def finetune(
     train.compile_model(tuned, loss, learning_rate, metrics=metrics,
                         total_steps=epochs * int(np.ceil(len(x) / batch_size)))
     t0 = time.perf_counter()
-    history = _fit(tuned, x, y, epochs=epochs, batch_size=batch_size, validation_data=validation_data,
-                   seed=seed, callbacks=[], verbose=verbose, keep_best_from=0 if keep_best else None)
+    history, kept = _fit(tuned, x, y, epochs=epochs, batch_size=batch_size, validation_data=validation_data,
+                         seed=seed, callbacks=[], verbose=verbose, keep_best_from=0 if keep_best else None)
     seconds = time.perf_counter() - t0
     _set_bn_mode(tuned, "unfreeze")
     if recalibrate:
         tuned = recalibrate_bn(tuned, x)
     train.compile_model(tuned, loss, learning_rate, metrics=metrics)  # graph mode for whoever uses it next
-    return FinetuneResult(model=tuned, history=history, schedule={"kept_epoch": _kept(history, 0 if keep_best
-                                                                                      else None)}, seconds=seconds)
-
-
-def _kept(history: Mapping[str, list[float]], first: int | None) -> int:
-    """1-based epoch whose weights a fine-tune returns: the last, or the lowest validation loss from ``first`` on."""
-    losses = history.get("loss", [])
-    return len(losses) if first is None else first + int(np.argmin(history["val_loss"][first:])) + 1
+    return FinetuneResult(model=tuned, history=history, schedule={"kept_epoch": kept}, seconds=seconds)
 
 
 def pruned_layers(model: "tf.keras.Model", *, depthwise: str = "dense", skip: Sequence[str] = ("output",)) -> list[str]:
