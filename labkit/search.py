@@ -160,6 +160,11 @@ def pareto_mask(frame: pd.DataFrame, objectives: Mapping[str, str]) -> np.ndarra
     return mask
 
 
+NO_TRIALS = "no trials"
+NONE_BEATS_PERSISTENCE = "no trial beats persistence"
+"""The two statuses of a :func:`best_per_preset` row without a configuration in it."""
+
+
 def best_per_preset(trials: pd.DataFrame, presets: Iterable[ConstraintPreset], *,
                     primary: str, sense: str = "max") -> pd.DataFrame:
     """For each preset: the passing trial with the best ``primary`` metric (or 'none meets it', with the
@@ -167,6 +172,7 @@ def best_per_preset(trials: pd.DataFrame, presets: Iterable[ConstraintPreset], *
     (forecasting, :func:`mark_persistence`) is False are no candidates: a forecaster that does not beat the
     free persistence forecast is never "best" nor "closest". Used by notebook 08."""
     rows = []
+    measured = len(trials)
     if "beats_persistence" in trials.columns:
         trials = trials[trials["beats_persistence"].astype(bool)]
     for preset in presets:
@@ -181,9 +187,10 @@ def best_per_preset(trials: pd.DataFrame, presets: Iterable[ConstraintPreset], *
                 rel = [m / abs(l) if m is not None and m == m and l else -math.inf  # missing value: the worst
                        for m, l in zip(c["margin"], c["limit"])]
                 return min(rel)
-            if not checks:
+            if not checks:  # none measured, or none of them beats persistence: nothing to pick or show
                 rows.append({"preset": preset.name, "constraints": str(preset).split(": ", 1)[1],
-                             "status": "no trials"})
+                             **({"status": NO_TRIALS} if not measured else
+                                {"status": NONE_BEATS_PERSISTENCE, "beats_persistence": False})})
                 continue
             i = int(np.argmax([closeness(c) for c in checks]))
             status = "not met (closest shown)"
@@ -639,7 +646,7 @@ def preset_checks(best: pd.DataFrame, *, n_test: int | None = None) -> pd.DataFr
     so the test set cannot tell whether the limit is met. Used by notebook 08."""
     parts = []
     for r in best.to_dict("records"):
-        if r.get("status") == "no trials":
+        if r.get("status") in (NO_TRIALS, NONE_BEATS_PERSISTENCE):
             continue
         table = check(r, r["preset"])
         table.insert(1, "status", r["status"])
@@ -664,8 +671,8 @@ def preset_key(best: pd.DataFrame) -> dict[str, str]:
     for r in best.to_dict("records"):
         if str(r.get("status", "")).startswith("reference"):
             continue
-        if r.get("status") == "no trials":
-            key[r["preset"]] = "no trials"
+        if r.get("status") in (NO_TRIALS, NONE_BEATS_PERSISTENCE):
+            key[r["preset"]] = r["status"]
             continue
         values = ", ".join(f"{c.metric} {float(r[c.metric]):.4g}" for c in PRESETS[r["preset"]].constraints
                            if r.get(c.metric) is not None and not pd.isna(r.get(c.metric)))

@@ -40,6 +40,19 @@ def test_forecasters_that_do_not_beat_persistence_leave_the_front_and_the_picks(
     assert "forecast_a" in search.preset_key(best) and "persistence" not in search.preset_key(best)["forecast_a"]
 
 
+def test_when_no_forecaster_beats_persistence_each_preset_says_so():
+    worse = _fc_trials().iloc[1:]  # both worse than persistence on at least one variable
+    best = search.best_configs(worse, "forecast", reference=REF)
+    picks = best[best["status"] != "reference: no model"]
+    assert picks["status"].tolist() == [search.NONE_BEATS_PERSISTENCE] * 2
+    assert picks["beats_persistence"].tolist() == [False, False] and picks["trial"].isna().all()
+    assert set(search.preset_checks(best)["status"]) == {"reference: no model"}
+    assert search.preset_key(best) == {"forecast_a": search.NONE_BEATS_PERSISTENCE,
+                                       "forecast_b": search.NONE_BEATS_PERSISTENCE}
+    empty = search.best_configs(worse.iloc[:0], "forecast", reference=REF)
+    assert empty[empty["status"] != "reference: no model"]["status"].tolist() == [search.NO_TRIALS] * 2
+
+
 def test_persistence_reference_scores_the_last_observed_value():
     class W:  # two windows, one target each step; persistence repeats the last observed value
         target_names = ["T (degC)", "rh (%)"]
