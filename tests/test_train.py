@@ -222,6 +222,30 @@ def test_augmentation_shifts_in_time_and_adds_noise():
     assert 0 < rms.min() and rms.max() <= 0.1 + 1e-3          # white noise of RMS <= noise_volume
 
 
+def test_speed_perturbation_resamples_each_clip_around_its_centre():
+    import tensorflow as tf
+
+    tf.random.set_seed(0)
+    aug = augment.Augment(time_shift_ms=0, noise_prob=0.0, speed=0.1)
+    assert aug.on_waveform and augment.KWS_AUGMENT.speed == 0.1
+    x = np.zeros((64, 16000), np.float32)
+    x[:, 4000] = 1.0                                            # a click a quarter into every clip
+    out, _ = augment.waveform_fn(aug, None)(tf.constant(x), tf.constant(np.arange(64)))
+    out = out.numpy()
+    pos = out.argmax(axis=1)
+    centre = (16000 - 1) / 2
+    # output sample i reads the input at centre + (i - centre) * rate, rate in [0.9, 1.1]
+    lo, hi = centre - (centre - 4000) / 0.9, centre - (centre - 4000) / 1.1
+    assert (pos >= np.floor(lo)).all() and (pos <= np.ceil(hi)).all() and np.ptp(pos) > 400
+    assert (np.count_nonzero(out, axis=1) <= 3).all() and (out.max(axis=1) > 0.5).all()  # moved, not smeared
+    tone = np.sin(2 * np.pi * 1000 * np.arange(16000) / 16000).astype(np.float32)[None].repeat(8, 0)
+    played, _ = augment.waveform_fn(aug, None)(tf.constant(tone), tf.constant(np.arange(8)))
+    peak_hz = np.abs(np.fft.rfft(played.numpy()[:, 4000:12000], axis=1)).argmax(axis=1) * 16000 / 8000
+    assert (peak_hz >= 895).all() and (peak_hz <= 1105).all() and len(set(peak_hz)) > 3  # pitch moves too
+    with pytest.raises(ValueError, match="speed"):
+        augment.Augment(speed=1.5)
+
+
 # ------------------------------------------------------------------------ issue 13: recipe options
 def test_spec_masks_blank_bands_of_bounded_width_with_the_clip_mean():
     import tensorflow as tf
