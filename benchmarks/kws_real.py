@@ -20,7 +20,8 @@ Recipes (``--recipes``) are named sets of ``train.train_kws`` keyword arguments 
 
 Measured for issue 13 (DS-CNN MFCC, 30 epochs, seed 0, 5 speaker folds, float / int8 top-1, mean +- std):
 ``plain`` 0.850 +- 0.025 / 0.854 +- 0.027; the default of then, ``shift+noise`` now (time shift + background
-noise, patience 30) 0.865 +- 0.021 / 0.862 +- 0.022; alpha 0.75 (19.9 kB int8 zlib) 0.828 / 0.825; alpha 0.5 (12.2 kB) 0.796 / 0.795.
+noise, patience 30) 0.865 +- 0.021 / 0.862 +- 0.022; with it alpha 0.75 (19.9 kB int8 zlib) 0.828 / 0.825;
+alpha 0.5 (12.2 kB) 0.796 / 0.795.
 On folds 0-2: SpecAugment-style time masks and label smoothing 0.1 did worse than shift + noise alone;
 300 synthetic clips per word mixed in hurt on unseen speakers. Optimiser levers on top of ``default``
 (2026-12-01, folds 0-2 float top-1 mean, against default's 0.876): ``--set learning_rate=0.005`` 0.875,
