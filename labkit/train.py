@@ -474,8 +474,8 @@ def train_kws(
 
     ``features`` is a preset name (``"mfcc_a"``, ``"stft"`` ...) or a ``FeatureConfig``. The default
     recipe is the one that did best on unseen speakers (speaker-disjoint 5-fold cross-validation on real
-    Speech Commands clips, benchmarks/kws_real.py): ``augment=None`` means ``augment.KWS_AUGMENT`` (speed
-    perturbation by up to +-10 %, +-100 ms time shift, background noise on 80 % of the clips from the dataset's own training ``_silence_`` /
+    Speech Commands clips, benchmarks/kws_real.py): ``augment=None`` (or ``True``) means ``augment.KWS_AUGMENT``
+    (speed +-10 %, +-100 ms time shift, background noise on 80 % of the clips from the training ``_silence_`` /
     ``_background_noise_`` clips, ``data.noise``, else white noise), so features are recomputed each epoch
     (slower); ``augment=False`` computes them once; an ``Augment`` with ``time_masks`` / ``freq_masks`` adds
     SpecAugment-style masks. Adam with a cosine learning-rate decay over ``epochs``, early stopping on
