@@ -188,9 +188,10 @@ def best_per_preset(trials: pd.DataFrame, presets: Iterable[ConstraintPreset], *
                        for m, l in zip(c["margin"], c["limit"])]
                 return min(rel)
             if not checks:  # none measured, or none of them beats persistence: nothing to pick or show
-                rows.append({"preset": preset.name, "constraints": str(preset).split(": ", 1)[1],
-                             **({"status": NO_TRIALS} if not measured else
-                                {"status": NONE_BEATS_PERSISTENCE, "beats_persistence": False})})
+                row = {"preset": preset.name, "constraints": str(preset).split(": ", 1)[1], "status": NO_TRIALS}
+                if measured:
+                    row.update(status=NONE_BEATS_PERSISTENCE, beats_persistence=False)
+                rows.append(row)
                 continue
             i = int(np.argmax([closeness(c) for c in checks]))
             status = "not met (closest shown)"
