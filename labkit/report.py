@@ -54,14 +54,14 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "05_conversion": ("03_training_kws", "04_training_forecasting"),
     "06_quantization": ("03_training_kws", "04_training_forecasting"),
     "07_pruning": ("03_training_kws", "04_training_forecasting"),
-    "08_tradeoffs": ("03_training_kws", "04_training_forecasting", "05_conversion", "07_pruning"),
+    "08_tradeoffs": ("03_training_kws", "04_training_forecasting", "05_conversion"),  # beside 07: 09 gathers 07's rows
 }
 # Seconds a notebook took in a quick report on 2 cores (fresh clone, 2026-12-01): before a notebook's first
 # run (no manifest entry yet) they stand in for its last run time when ordering the work.
 TYPICAL_SECONDS: dict[str, float] = {
     "00_setup_check": 14, "01_preprocessing": 45, "02_estimation": 21, "03_training_kws": 115,
     "04_training_forecasting": 22, "05_conversion": 40, "06_quantization": 110, "07_pruning": 195,
-    "08_tradeoffs": 130, "09_claims": 6,
+    "08_tradeoffs": 110, "09_claims": 65,
 }
 
 

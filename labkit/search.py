@@ -512,7 +512,7 @@ def _remember(key: tuple, value: dict[str, Any]) -> None:
 def make_objective(task: str, dataset: Any, cfg: config.Profile, *,
                    seed: int = 0) -> Callable[[Mapping[str, Any]], dict[str, float]]:
     """``params -> measured metrics`` for :func:`run_study`: :func:`evaluate_kws` on a ``KWSData`` or
-    :func:`evaluate_forecast` on ``Windows``. Used by notebook 08 and ``labkit search``."""
+    :func:`evaluate_forecast` on ``Windows``. Used by notebooks 08-09 and ``labkit search``."""
     _check_task(task)
     if task == "kws":
         return lambda params: evaluate_kws(params, data=dataset, cfg=cfg, seed=seed)
@@ -575,7 +575,7 @@ def run_search(task: str, dataset: Any, cfg: config.Profile, *, seed: int = 0,
     configuration with :func:`make_objective`. ``storage`` is an Optuna database URL (default: a SQLite
     file under ``reports/search/``); point several processes or machines at one shared URL (e.g.
     PostgreSQL) with the same ``name`` and they share the work. Configurations that cannot be built
-    (structured pruning of an LSTM) fail their trial and the search goes on. Used by notebook 08 and
+    (structured pruning of an LSTM) fail their trial and the search goes on. Used by notebooks 08-09 and
     ``labkit search``."""
     space = {k: list(v) for k, v in (space or search_space(task, cfg)).items()}
     for k in space:
@@ -622,7 +622,7 @@ def best_configs(trials: pd.DataFrame, task: str, *, reference: Mapping[str, Any
     ``reference`` (the persistence forecast, :func:`persistence_reference`), trials that do not beat it are
     no candidates (:func:`mark_persistence`) and each preset also gets a row for the reference itself
     (status "reference: no model"), so that a limit the free forecast already meets shows as such.
-    Used by notebook 08."""
+    Used by notebooks 08-09."""
     metric, sense = PRIMARY[_check_task(task)]
     if reference is not None and len(trials):
         trials = mark_persistence(trials, reference)
@@ -644,7 +644,7 @@ def preset_checks(best: pd.DataFrame, *, n_test: int | None = None) -> pd.DataFr
     (positive = inside the bound, in the metric's unit), and ``source`` when the candidates carry one. With
     ``n_test`` (the test clips behind each top-1), a top-1 constraint also gets ``noise_band``, two standard
     errors of the accuracy (``metrics.accuracy_se``), and ``within_noise``: the margin is smaller than that,
-    so the test set cannot tell whether the limit is met. Used by notebook 08."""
+    so the test set cannot tell whether the limit is met. Used by notebooks 08-09."""
     parts = []
     for r in best.to_dict("records"):
         if r.get("status") in (NO_TRIALS, NONE_BEATS_PERSISTENCE):

@@ -46,7 +46,7 @@ def _by_id(table):
 
 def test_kws_claims_hold_fail_and_say_why(tmp_reports):
     _kws_training()
-    _summary("08_kws_summary", {("mlp", "FP32"): 0.693, ("mlp", "INT8 W"): 0.693, ("cnn", "FP32"): 0.793,
+    _summary("09_kws_summary", {("mlp", "FP32"): 0.693, ("mlp", "INT8 W"): 0.693, ("cnn", "FP32"): 0.793,
                                 ("cnn", "INT8 W"): 0.793, ("cnn", "INT8 W+A"): 0.790, ("ds_cnn", "FP32"): 0.860,
                                 ("ds_cnn", "INT8 W"): 0.863, ("ds_cnn", "INT8 W+A"): 0.845})
     _pruning()
@@ -100,7 +100,7 @@ def test_pruning_and_forecast_thresholds_are_exact(tmp_reports):
     fc = {("fc_mlp", "FP32"): (0.40, 2.80), ("fc_mlp", "INT8 W+A"): (0.449, 2.89), ("fc_mlp", "Sparse 0.8"): (0.436, 3.052),
           ("fc_mlp", "Sparse 0.9"): (0.43, 2.9), ("fc_mlp", "Structured 0.5"): (0.54, 2.9),
           ("fc_cnn", "FP32"): (0.39, 3.0), ("fc_cnn", "INT8 W+A"): (0.391, 3.0), ("fc_cnn", "Structured 0.5"): (0.38, 3.0)}
-    results.record("08_forecast_summary", [{"Model": m, "Optimization": o, "T MAE": a, "H MAE": b}
+    results.record("09_forecast_summary", [{"Model": m, "Optimization": o, "T MAE": a, "H MAE": b}
                                            for (m, o), (a, b) in fc.items()])
     t = _by_id(claims.check_claims())
     assert t.loc["F1", "holds"] is False and "fc_lstm: T x0.70, RH x1.01" in t.loc["F1", "why_not"]

@@ -144,8 +144,10 @@ def test_07_pruning_summary(smoke_report):
         assert (rows["total_ms"] > rows["latency_ms"]).all(), rows[["latency_ms", "total_ms"]]
 
 
-def test_08_constraint_checks_are_consistent(smoke_report):
-    checks = _table(smoke_report, "08_preset_checks")
+@pytest.mark.parametrize("table, key_table", [("08_preset_checks", "08_tradeoffs"),      # over the search trials
+                                              ("09_preset_checks", "09_preset_checks")])  # over every candidate
+def test_constraint_checks_are_consistent(smoke_report, table, key_table):
+    checks = _table(smoke_report, table)
     assert set(checks["preset"]) == {"kws_a", "kws_b", "kws_c", "forecast_a", "forecast_b"}
     reference = checks[checks["status"] == "reference: no model"]  # persistence, checked beside the picks
     assert set(reference["preset"]) == {"forecast_a", "forecast_b"} and (reference["config"] == search.PERSISTENCE).all()
@@ -158,9 +160,20 @@ def test_08_constraint_checks_are_consistent(smoke_report):
         expected = row["limit"] - row["value"] if "<" in row["constraint"] else row["value"] - row["limit"]
         assert row["margin"] == pytest.approx(expected)
     met = set(checks.groupby("preset")["passed"].all().loc[lambda s: s].index)
-    assert set(_key(smoke_report, "08_tradeoffs")["presets_met"].replace("none", "").split(", ")) - {""} == met
-    for table in ("08_kws_summary", "08_forecast_summary"):
-        assert len(_table(smoke_report, table)) >= 1
+    assert set(_key(smoke_report, key_table)["presets_met"].replace("none", "").split(", ")) - {""} == met
+
+
+def test_09_course_tables_take_the_search_trials_and_notebook_07s_rows(smoke_report):
+    trials = _table(smoke_report, "08_trials")
+    kws = _table(smoke_report, "09_kws_summary").set_index("Optimization")
+    assert list(kws["Model"].unique()) == ["ds_cnn"] and set(kws.index) == {"FP32", "INT8 W+A"}  # smoke's rows
+    # each number comes from a measurement that says where it was taken; a trial's number is that trial's
+    for opt, row in kws.iterrows():
+        assert row["Source"].startswith(("search trial", "notebook 05", "notebook 07", "measured here")), row
+        if row["Source"].startswith("search trial"):
+            trial = trials[(trials["task"] == "kws") & (trials["trial"] == int(row["Source"].split()[-1]))]
+            assert float(trial["top1"].iloc[0]) == pytest.approx(row["Top-1"])
+    assert len(_table(smoke_report, "09_forecast_summary")) >= 1
 
 
 def test_09_claims_are_computed_from_the_recorded_tables(smoke_report):

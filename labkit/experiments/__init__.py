@@ -6,7 +6,7 @@
 ``conversion``     notebook 05: every conversion mode of a trained model, measured (:func:`compare_modes_kws`)
 ``quantization``   notebook 06: PTQ / QAT bit sweeps, the summary of real int8 files, worked tables
 ``pruning``        notebook 07: the pruning sweep, norms, summary tables
-``tradeoffs``      notebook 08: the course's summary tables (gathered from notebooks 05/07 or measured)
+``tradeoffs``      notebooks 08-09: reading the search; the course's summary tables (from 05/07/08 or measured)
 ``claims``         notebook 09: the course's claims (K1-K8, F1-F4) checked on the recorded results
 =================  ====================================================================================
 

@@ -1,6 +1,8 @@
-"""Notebook 08: the course's summary tables - one row per model and optimization, with the metric of the
-.tflite, its raw and zlib size and its latency - gathered from the rows notebooks 05 and 07 recorded for the
-very same model, from the search's trials, or measured now through ``labkit.search``'s evaluators.
+"""Notebooks 08 and 09: reading the trade-off search (notebook 08: latency and forecasting notes, every
+measured candidate) and the course's summary tables (notebook 09) - one row per model and optimization, with
+the metric of the .tflite, its raw and zlib size and its latency - gathered from the rows notebooks 05 and 07
+recorded for the very same model, from notebook 08's search trials, or measured now through
+``labkit.search``'s evaluators.
 """
 from __future__ import annotations
 
@@ -52,7 +54,7 @@ def course_settings(task: str, cfg: config.Profile, features: str = COURSE_FEATU
     profile: everything, except under ``smoke``, which keeps the rows its search space already measures
     (one model, two rows), and under ``quick``, whose KWS pruning rows are measured for DS-CNN on the MFCC
     features only (notebook 07 fine-tuned it; each other pruned row would cost another ``prune_epochs``
-    fine-tune) and whose STFT table has the quantization rows only. Used by notebook 08."""
+    fine-tune) and whose STFT table has the quantization rows only. Used by notebook 09."""
     _check_task(task)
     out: dict[str, Any]
     if cfg.name == "smoke":
@@ -110,7 +112,7 @@ def recorded_rows(task: str, baselines: Mapping[str, Mapping[str, Any]], cfg: co
     calibrated by the kit's one rule (``Task.calibration_inputs``), so recorded W+A rows are taken too.
     KWS rows of notebook 07 take its int8 file's interpreter call (``latency_ms``) and whole prediction
     (``total_ms``: features + inference + argmax; NaN in results recorded before it was measured).
-    Used by notebook 08 (through :func:`course_table`)."""
+    Used by notebook 09 (through :func:`course_table`)."""
     _check_task(task)
     out: dict[tuple[str, str], dict[str, Any]] = {}
     data_key = {"kws": ("kws_dataset", dataset_name or None), "forecast": ("forecast_dataset", cfg.forecast_dataset)}
@@ -163,7 +165,7 @@ def course_table(task: str, dataset: Any, cfg: config.Profile, *, seed: int = 0,
     configuration that cannot be built (structured pruning of the LSTM) gets a note instead of numbers.
     KWS tables use ``features`` (the course has one table per feature type: ``"mfcc_a"``, ``"stft"``);
     ``pruned_models`` (default: all) are the models whose pruning rows are measured, the others' pruning
-    rows say so instead of costing a fine-tune each (:func:`course_settings`). Used by notebook 08."""
+    rows say so instead of costing a fine-tune each (:func:`course_settings`). Used by notebook 09."""
     from tqdm.auto import tqdm
 
     _check_task(task)
@@ -313,12 +315,12 @@ def latency_drivers(trials: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     return table, text
 
 
-# ---------------------------------------------------------- every measured candidate, readable tables (notebook 08)
+# ---------------------------------------------------------- every measured candidate, readable tables (notebook 09)
 def candidates(task: str, trials: pd.DataFrame, table: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every configuration the notebook measured, one frame for ``search.best_configs``: the search ``trials``
     (``source`` "trial N") and the rows of :func:`course_table` the search did not try (pruned rows recorded
     by notebook 07 or measured here, ``source`` as in the table), with the trials' columns and ``config``
-    labels. Used by notebook 08."""
+    labels. Used by notebook 09."""
     _check_task(task)
     rows = trials.drop(columns=["pareto", "beats_persistence"], errors="ignore").assign(
         source=[f"trial {t}" for t in trials["trial"]]) if len(trials) else pd.DataFrame()
@@ -360,7 +362,7 @@ def course_view(table: pd.DataFrame, task: str, *, n_test: int | None = None,
     means); for KWS with ``n_test`` clips, ``±2SE``: two standard errors of each top-1
     (``metrics.accuracy_se``): two rows closer than that cannot be told apart on this test set; for
     forecasting with the persistence ``reference`` (``search.persistence_reference``), ``vs persistence``:
-    "beats" only when both MAEs are below persistence's. Used by notebook 08."""
+    "beats" only when both MAEs are below persistence's. Used by notebook 09."""
     view = table.copy()
     view["Source"], legend = _tags(view["Source"])
     if task == "kws" and n_test:
@@ -381,7 +383,7 @@ def compare_recorded(table: pd.DataFrame, task: str, *, n_test: int | None = Non
     """The rows of a :func:`course_table` that notebook 07 also recorded (same model and optimization, its int8
     file), side by side: 07's value, this table's, the difference and where this table's number comes from.
     For top-1 with ``n_test`` clips, ``noise`` says whether the difference is inside two standard errors
-    (``metrics.accuracy_difference``). An empty frame when 07 recorded nothing. Used by notebook 08."""
+    (``metrics.accuracy_difference``). An empty frame when 07 recorded nothing. Used by notebook 09."""
     doc = _load_doc("07_pruning", directory)
     if not doc:
         return pd.DataFrame()
