@@ -2,20 +2,22 @@
 
 Every file labkit writes goes through :func:`atomic_write_bytes` / :func:`atomic_write_text` (a temp
 file in the same folder, then a rename), so an interruption never leaves a half-written file behind.
+:func:`file_lock` lets one process make a cached artefact while another one that needs it waits.
 :func:`jsonable` makes NumPy scalars/arrays, paths and non-finite floats JSON-safe (the recorded
 results and the model cache's metadata). No labkit imports.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "jsonable"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "file_lock", "jsonable"]
 
 
 def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> Path:
@@ -47,6 +49,28 @@ def _umask() -> int:
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Text version of :func:`atomic_write_bytes` (UTF-8)."""
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if missing, never deleted) for the ``with`` block; another
+    process asking for the same lock waits until it is released (also when the holder dies: the system
+    drops the lock with the process). Where ``fcntl`` is missing (Windows) it does not lock, and two
+    processes may then both make the same artefact. Used by ``labkit.data.synth.ensure_dataset`` (the
+    synthetic keyword set that notebooks 01 and 03 may ask for at the same time in a report run)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def jsonable(value: Any) -> Any:

@@ -47,7 +47,7 @@ KERNEL_ENV = {"TF_NUM_INTRAOP_THREADS": "1"}  # every kernel, any jobs: the numb
 # that is not listed waits for every selected notebook before it, as in a one-at-a-time run.
 NEEDS: dict[str, tuple[str, ...]] = {
     "00_setup_check": (),
-    "01_preprocessing": ("03_training_kws",),  # the synthetic keyword set: 03 generates it, 01 then loads it
+    "01_preprocessing": (),  # the synthetic keyword set: made once under a file lock, by 01 or 03, whichever asks first
     "02_estimation": (),
     "03_training_kws": (),
     "04_training_forecasting": (),

@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 
-from labkit import config
+from labkit import config, io
 from labkit.data import load_kws, read_wav, splits, synth, synthetic_clips
 
 LABELS = ["yes", "_unknown_", "_silence_"]
@@ -77,6 +80,39 @@ def test_cached_set_layout_manifest_and_reuse(tmp_path, monkeypatch):
     assert x.shape == (8, 16000) and x.dtype == np.float32
     assert y.tolist() == ["yes", "yes", "dog", "dog", "_unknown_", "_unknown_", "_silence_", "_silence_"]
     assert not list(tmp_path.glob("synthetic/.*partial"))
+
+
+_ASK_FOR_THE_SET = """
+import json
+from labkit.data import synth
+real = synth.generate
+def counted(*a, **k):
+    print("GENERATED", flush=True)
+    return real(*a, **k)
+synth.generate = counted
+print("READY", flush=True)
+folder, manifest = synth.ensure_dataset(["yes"], 1, seed=5, progress=False)
+print(json.dumps({"folder": str(folder), "sha256": manifest["sha256"], "generation_s": manifest["generation_s"]}))
+"""
+
+
+def test_two_processes_asking_for_the_same_set_generate_it_once(tmp_path, monkeypatch):
+    """Notebooks 01 and 03 may ask for the synthetic set at the same time: one generates, the other waits."""
+    monkeypatch.setenv("LABKIT_DATA", str(tmp_path))
+    folder = synth.dataset_dir(["yes"], 1, seed=5)
+    env = {**os.environ, "LABKIT_DATA": str(tmp_path)}
+    with io.file_lock(synth.lock_path(folder)):  # hold it until both processes wait for it
+        procs = [subprocess.Popen([sys.executable, "-c", _ASK_FOR_THE_SET], env=env, stdout=subprocess.PIPE,
+                                  text=True) for _ in range(2)]
+        assert [p.stdout.readline().strip() for p in procs] == ["READY", "READY"]
+        time.sleep(1.0)
+        assert not folder.exists()
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert sum(o.count("GENERATED") for o in outs) == 1, outs
+    got = [json.loads(o.strip().splitlines()[-1]) for o in outs]
+    assert got[0] == got[1] and got[0]["folder"] == str(folder)  # the waiting one loaded the other's set
+    assert json.loads((folder / "manifest.json").read_text())["generation_s"] == got[0]["generation_s"]
 
 
 def test_load_kws_synthetic_smoke_profile():

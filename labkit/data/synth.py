@@ -46,6 +46,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .. import config
+from ..io import file_lock
 from .audio import read_wav, wav_bytes
 from . import espeak as espeak_worker
 from .espeak import SAMPLE_RATE, SILENCE, SPEECH_COMMANDS_WORDS, UNKNOWN, ESpeakNG, SynthError
@@ -182,21 +183,45 @@ def ensure_dataset(words: Sequence[str], per_word: int, *, seed: int = 0, unknow
     """The cached synthetic set's folder and manifest, generating it first if needed.
 
     Layout: ``<label>/<speaker>_nohash_0.wav`` (``_unknown_/<word>_<speaker>_nohash_0.wav``) and
-    ``manifest.json``; the folder appears atomically (built in a temp folder, then renamed).
+    ``manifest.json``; the folder appears atomically (built in a temp folder, then renamed). Generation holds
+    a file lock (:func:`lock_path`): a second process asking for the same set meanwhile (notebooks 01 and 03
+    side by side in a report run) waits and then loads it, instead of generating it again.
     Used by :func:`labkit.data.load_kws` (notebooks 01-08).
     """
     labels = _labels(words, unknown, silence)
     folder = dataset_dir(words, per_word, seed=seed, unknown=unknown, silence=silence)
-    manifest_path = folder / "manifest.json"
-    if manifest_path.is_file():
-        manifest = json.loads(manifest_path.read_text())
-        if all((folder / f).is_file() for f in manifest["files"]):
-            return folder, manifest
-        import shutil
-        import warnings
+    found = _cached(folder)
+    if found is None:
+        with file_lock(lock_path(folder)):  # a second process asking for the same set waits, then finds it
+            found = _cached(folder) or _generate_into(folder, labels, per_word, seed=seed, workers=workers,
+                                                      progress=progress)
+    return folder, found
 
-        warnings.warn(f"{folder} is incomplete (files missing); generating it again", RuntimeWarning, stacklevel=2)
-        shutil.rmtree(folder)
+
+def lock_path(folder: Path) -> Path:
+    """The lock file beside a synthetic set's folder, held while it is generated. Used by :func:`ensure_dataset`."""
+    return folder.parent / f".{folder.name}.lock"
+
+
+def _cached(folder: Path) -> dict[str, Any] | None:
+    """The manifest of a complete cached set in ``folder``; an incomplete one is removed (with a warning)."""
+    manifest_path = folder / "manifest.json"
+    if not manifest_path.is_file():
+        return None
+    manifest = json.loads(manifest_path.read_text())
+    if all((folder / f).is_file() for f in manifest["files"]):
+        return manifest
+    import shutil
+    import warnings
+
+    warnings.warn(f"{folder} is incomplete (files missing); generating it again", RuntimeWarning, stacklevel=3)
+    shutil.rmtree(folder)
+    return None
+
+
+def _generate_into(folder: Path, labels: list[str], per_word: int, *, seed: int, workers: int | None,
+                   progress: bool) -> dict[str, Any]:
+    """Generate the set and move it into ``folder`` atomically (built in a temp folder, then renamed)."""
     gen = generate(labels, per_word, seed=seed, workers=workers, progress=progress)
     ids = speaker_ids(seed, per_word)
     files = []
@@ -233,7 +258,7 @@ def ensure_dataset(words: Sequence[str], per_word: int, *, seed: int = 0, unknow
             import shutil
 
             shutil.rmtree(tmp, ignore_errors=True)
-    return folder, manifest
+    return manifest
 
 
 def synthetic_clips(labels: Sequence[str], per_word: int, *, seed: int = 0,
