@@ -408,23 +408,24 @@ def pruned_model(fit: Any, task: Task, *, keep: float = 1.0, sparsity: float = 0
               "seed": fit_kw["seed"], "max_train_samples": max_train_samples, "keep_best": fit_kw.get("keep_best", False),
               "version": PRUNE_RECIPE_VERSION}
     key = train.cache_key("pruned", name, recipe)
-    hit = train.load_cached(key)
-    if hit is not None:
-        return hit
-    x, y = task.training_subset(max_train_samples)
-    t0 = time.perf_counter()
-    model = fit.model
-    if keep < 1.0:
-        model = prune.finetune(prune.prune_channels(model, 1.0 - keep, norm="l1"), x, y, **fit_kw).model
-    if sparsity > 0.0:
-        model = prune.prune_finetune(model, sparsity, x, y, **fit_kw).model
-    seconds = time.perf_counter() - t0
-    report = prune.sparsity_report(model).iloc[-1]
-    info = {**fit.info, "pruning": recipe, "nonzero_params": int(model.count_params()) - int(report["zeros"]),
-            "kernel_sparsity": float(report["sparsity"])}
-    result = train.TrainResult(model=model, history={}, metrics={}, train_time_s=seconds, cache_hit=False, key=key,
-                               info=info)
-    train.save_cached(result)
+    with train.cache_lock(key):  # notebooks 08 and 09 (or two search workers) may ask for the same one
+        hit = train.load_cached(key)
+        if hit is not None:
+            return hit
+        x, y = task.training_subset(max_train_samples)
+        t0 = time.perf_counter()
+        model = fit.model
+        if keep < 1.0:
+            model = prune.finetune(prune.prune_channels(model, 1.0 - keep, norm="l1"), x, y, **fit_kw).model
+        if sparsity > 0.0:
+            model = prune.prune_finetune(model, sparsity, x, y, **fit_kw).model
+        seconds = time.perf_counter() - t0
+        report = prune.sparsity_report(model).iloc[-1]
+        info = {**fit.info, "pruning": recipe, "nonzero_params": int(model.count_params()) - int(report["zeros"]),
+                "kernel_sparsity": float(report["sparsity"])}
+        result = train.TrainResult(model=model, history={}, metrics={}, train_time_s=seconds, cache_hit=False,
+                                   key=key, info=info)
+        train.save_cached(result)
     return result
 
 
@@ -563,7 +564,7 @@ def study_name(task: str, dataset: Any, cfg: config.Profile, *, seed: int = 0,
              "space": dict(space or search_space(task, cfg)), "objectives": OBJECTIVES[_check_task(task)],
              "train_recipe": train.RECIPE_VERSION, "prune_recipe": PRUNE_RECIPE_VERSION,
              "finetune": {"lr_scale": tasks.FINETUNE_LR_SCALE[task], "keep_best": tasks.FINETUNE_KEEP_BEST[task]}}
-    digest = hashlib.sha256(train._canonical(parts).encode()).hexdigest()[:10]
+    digest = hashlib.sha256(train.canonical_json(parts).encode()).hexdigest()[:10]
     return f"{task}-{cfg.name}-s{int(seed)}-{digest}"
 
 

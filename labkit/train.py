@@ -1,4 +1,4 @@
-"""Training recipes for keyword spotting and forecasting, the model cache, and the Keras primitives
+"""Training recipes for keyword spotting and forecasting, and the Keras primitives
 every fine-tune shares (eager batched :func:`predict`, :func:`compile_model`, :func:`dataset`, :func:`fit`).
 
 * :func:`train_kws` trains a KWS model on a :class:`~labkit.data.KWSData` with a ``tf.data`` pipeline
@@ -13,41 +13,32 @@ every fine-tune shares (eager batched :func:`predict`, :func:`compile_model`, :f
 * :func:`compile_model`, :func:`dataset` and :func:`fit` are the one way a model is compiled (Adam,
   cosine decay, eager below :data:`EAGER_MAX_STEPS`), fed (seeded shuffles) and fitted (a tqdm bar over
   epochs): the recipes here use them, and so do pruning's fine-tunes (``labkit.prune``).
-* Every trained model is cached under ``data_dir()/models/<key>/`` (``model.h5`` + ``meta.json``),
-  keyed by a hash of the data fingerprint, features, model architecture, hyper-parameters, seed and
-  :data:`RECIPE_VERSION`; later notebooks (conversion, quantization, pruning, trade-offs) call the same
-  ``train_*`` function and get the cached model back in a second.
+* Every trained model goes through the model cache (``labkit.model_cache``, re-exported here: ``TrainResult``,
+  ``load_cached``, ``save_cached``, ``cache_key`` ...), keyed by a hash of the data fingerprint, features,
+  model architecture, hyper-parameters, seed and ``RECIPE_VERSION``; later notebooks (conversion,
+  quantization, pruning, trade-offs) call the same ``train_*`` function and get the cached model back in a
+  second, and a model another process is training meanwhile is waited for, not trained twice.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import io
-import json
-import os
-import shutil
-import tempfile
 import time
-import warnings
-import zlib
 from collections import OrderedDict
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
 
 from . import config, features as feats, models
 from .augment import KWS_AUGMENT, Augment, mask_fn, resolve as _resolve_augment, smoothed_sparse_ce, waveform_fn
 from .data import check_splits, synthetic_clips
-from .io import atomic_write_text, jsonable
+from .model_cache import (RECIPE_VERSION, TrainResult, architecture_fingerprint, cache_key, cache_lock,  # noqa: F401
+                          canonical_json, fingerprint, hash_arrays, load_cached, models_dir, report_hit, save_cached)
 from .metrics import forecast_metrics, kws_metrics, short_target_name
 
 if TYPE_CHECKING:  # pragma: no cover
     import tensorflow as tf
-
-RECIPE_VERSION = "1"
-"""Version of the training recipes below; bump it when a change should invalidate cached models."""
 
 KWS_LEARNING_RATE = 2e-3
 """Peak Adam learning rate of :func:`train_kws` (cosine decay from there); fine-tunes start at it too."""
@@ -58,191 +49,6 @@ FORECAST_LEARNING_RATE = 1e-2
 EAGER_MAX_STEPS = 40
 """Trainings and fine-tunes of at most this many steps run eagerly: tracing the train/test graphs costs a
 few seconds, more than it saves on so few steps (the smoke profile)."""
-
-
-# --------------------------------------------------------------------------------------------- result
-@dataclasses.dataclass
-class TrainResult:
-    """A trained (or cached) model with its training history and measured metrics.
-
-    ``history`` maps Keras metric names (``loss``, ``val_loss``, ``accuracy`` ...) to per-epoch lists;
-    ``metrics`` holds the evaluation (test top-1 or MAE in real units ...); ``train_time_s`` is the
-    wall time of the original ``fit`` (features excluded), also on a cache hit. Used by notebooks 03-08.
-    """
-
-    model: "tf.keras.Model"
-    history: dict[str, list[float]]
-    metrics: dict[str, Any]
-    train_time_s: float
-    cache_hit: bool
-    key: str
-    info: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    @property
-    def params(self) -> int:
-        """Number of parameters (trainable + non-trainable)."""
-        return int(self.model.count_params())
-
-    @property
-    def path(self) -> Path:
-        """The cache folder of this model."""
-        return models_dir() / self.key
-
-    def row(self, **extra: Any) -> dict[str, Any]:
-        """One flat row for a results table: model, features, scalar metrics, params, size, time.
-
-        Used by notebooks 03 and 04.
-        """
-        row: dict[str, Any] = {"model": self.info.get("model_name", "")}
-        if "features" in self.info:
-            row["features"] = self.info["features"].get("name") or self.info["features"].get("kind")
-        row.update(extra)
-        for k, v in self.metrics.items():
-            if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):
-                row[k] = float(v) if isinstance(v, (float, np.floating)) else int(v)
-        row["params"] = self.params
-        row["size_kb"] = round(self.params * 4 / 1024, 2)  # float32 weights
-        row["train_time_s"] = round(float(self.train_time_s), 1)
-        row["epochs"] = len(self.history.get("loss", []))
-        row["cache_hit"] = bool(self.cache_hit)
-        return row
-
-
-# ---------------------------------------------------------------------------------------------- cache
-def models_dir() -> Path:
-    """The model cache: ``data_dir()/models``. Used by notebooks 03-08 (through ``train_*``)."""
-    path = config.data_dir() / "models"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def _canonical(value: Any) -> str:
-    return json.dumps(jsonable(value), sort_keys=True, separators=(",", ":"))
-
-
-def _hash_arrays(*arrays: np.ndarray, max_full_bytes: int = 1 << 29) -> str:
-    """SHA-256 over dtype, shape and content; arrays above ``max_full_bytes`` hash 4,096 evenly spaced
-    rows plus per-row sums (so multi-GB datasets fingerprint in seconds)."""
-    h = hashlib.sha256()
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(f"{a.dtype.str}{a.shape}".encode())
-        if a.nbytes <= max_full_bytes or a.ndim == 0:
-            h.update(a.tobytes())
-        else:
-            rows = np.linspace(0, len(a) - 1, 4096).astype(np.int64)
-            h.update(np.ascontiguousarray(a[rows]).tobytes())
-            h.update(a.reshape(len(a), -1).sum(axis=1, dtype=np.float64).tobytes())
-    return h.hexdigest()
-
-
-def fingerprint(dataset: Any) -> str:
-    """A stable fingerprint of a ``KWSData`` or ``Windows`` (its arrays' content and label names).
-
-    Used by the model cache (notebooks 03-08).
-    """
-    names = [n for n in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test") if hasattr(dataset, n)]
-    if not names:
-        raise TypeError(f"cannot fingerprint {type(dataset).__name__}: expected x_train/y_train/... arrays")
-    # memoised on the dataset, checked against each array's identity AND a CRC-32 of its bytes (~0.1 s for
-    # 230 MB, a third of the SHA-256): arrays changed in place (``w.x_train *= 2``) get a new fingerprint
-    ids = tuple((id(a), zlib.crc32(memoryview(np.ascontiguousarray(a)).cast("B")))
-                for a in (np.asarray(getattr(dataset, n)) for n in names))
-    cached = getattr(dataset, "_labkit_fingerprint", None)
-    if cached and cached[0] == ids:  # memoised for these very arrays with this very content
-        return cached[1]
-    h = hashlib.sha256(_hash_arrays(*(np.asarray(getattr(dataset, n)) for n in names)).encode())
-    for extra in ("labels", "feature_names", "target_names"):
-        if hasattr(dataset, extra):
-            h.update(_canonical({extra: list(getattr(dataset, extra))}).encode())
-    digest = h.hexdigest()[:32]
-    try:  # memoise on the (mutable) dataset object; harmless if it is frozen
-        object.__setattr__(dataset, "_labkit_fingerprint", (ids, digest))
-    except Exception:  # pragma: no cover
-        pass
-    return digest
-
-
-def architecture_fingerprint(model: "tf.keras.Model") -> str:
-    """Hash of a model's layer classes, configs (without auto-generated names) and weight shapes.
-
-    Changes when ``labkit.models`` changes an architecture, so stale cached models are not reused.
-    """
-    parts = []
-    for layer in model.layers:
-        cfg = {k: v for k, v in layer.get_config().items() if k != "name"}
-        parts.append([type(layer).__name__, cfg, [list(w.shape) for w in layer.weights]])
-    return hashlib.sha256(_canonical(parts).encode()).hexdigest()[:16]
-
-
-def cache_key(task: str, model_name: str, parts: Mapping[str, Any]) -> str:
-    """``<task>_<model>_<16 hex>`` from a canonical JSON hash of ``parts`` and :data:`RECIPE_VERSION`.
-
-    Used by :func:`train_kws` and :func:`train_forecaster`.
-    """
-    payload = _canonical({"task": task, "model": model_name, "recipe": RECIPE_VERSION, **parts})
-    return f"{task}_{model_name}_{hashlib.sha256(payload.encode()).hexdigest()[:16]}"
-
-
-def load_cached(key: str, *, compile_fn: Callable[["tf.keras.Model"], None] | None = None) -> TrainResult | None:
-    """The cached :class:`TrainResult` for ``key``, or ``None`` if absent (or unreadable).
-
-    Used by :func:`train_kws`, :func:`train_forecaster` and notebooks 05-08.
-    """
-    folder = models_dir() / key
-    meta_path, model_path = folder / "meta.json", folder / "model.h5"
-    if not (meta_path.exists() and model_path.exists()):
-        return None
-    import tensorflow as tf
-
-    try:
-        meta = json.loads(meta_path.read_text())
-        model = tf.keras.models.load_model(model_path, compile=False, custom_objects=models.custom_objects())
-    except Exception as exc:  # corrupt entry: retrain rather than fail
-        print(f"[train] ignoring unreadable cache entry {folder} ({type(exc).__name__}: {exc})")
-        return None
-    if compile_fn is not None:
-        compile_fn(model)
-    return TrainResult(model=model, history=meta.get("history", {}), metrics=meta.get("metrics", {}),
-                       train_time_s=float(meta.get("train_time_s", float("nan"))), cache_hit=True,
-                       key=key, info=meta.get("info", {}))
-
-
-def save_cached(result: TrainResult) -> Path:
-    """Store ``result`` under ``models_dir()/<key>/`` atomically (temp folder, then rename).
-
-    Used by :func:`train_kws` and :func:`train_forecaster`.
-    """
-    root = models_dir()
-    final = root / result.key
-    tmp = Path(tempfile.mkdtemp(prefix=f".{result.key}.", dir=root))
-    try:
-        with warnings.catch_warnings():  # "HDF5 is legacy": it is what tfmot and h5 readers handle best
-            warnings.simplefilter("ignore", UserWarning)
-            result.model.save(tmp / "model.h5", include_optimizer=False, save_format="h5")
-        meta = {"key": result.key, "history": result.history, "metrics": result.metrics,
-                "train_time_s": result.train_time_s, "info": result.info,
-                "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        atomic_write_text(tmp / "meta.json", json.dumps(jsonable(meta), indent=1, allow_nan=False) + "\n")
-        for path in (tmp, tmp / "meta.json"):  # mkdtemp/mkstemp create owner-only entries
-            path.chmod(0o755 if path.is_dir() else 0o644)
-        try:
-            os.replace(tmp, final)
-        except OSError:  # an entry exists (a corrupt one was retrained, or a concurrent run was faster): swap it out
-            old = root / f".{result.key}.old.{os.getpid()}"
-            with contextlib.suppress(FileNotFoundError):
-                os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return final
-
-
-def _report_hit(res: TrainResult) -> None:
-    print(f"[train] cache hit {res.key}: {res.info.get('model_name', '?')} trained in "
-          f"{res.train_time_s:.1f} s, loaded from {res.path}")
 
 
 # ------------------------------------------------------------------------------------- shared pieces
@@ -403,7 +209,7 @@ def kws_features(data: Any, features: Any, *, batch_size: int = 256) -> tuple[np
     """Features of the train/val/test splits of ``data``, computed once per (data, features) and
     memoised in memory (the last few pairs). Used by :func:`train_kws` and ``labkit.tasks`` (notebooks 03-08)."""
     cfg = feats.get(features)
-    key = (fingerprint(data), _canonical(_feature_dict(cfg, None)))
+    key = (fingerprint(data), canonical_json(_feature_dict(cfg, None)))
     if key in _FEATURE_CACHE:
         _FEATURE_CACHE.move_to_end(key)
         return _FEATURE_CACHE[key]
@@ -507,7 +313,7 @@ def train_kws(
     model = models.build(model_name, input_shape, len(labels), alpha=alpha, seed=seed)
     hyper = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate, "patience": patience,
              "augment": dataclasses.asdict(augment) if augment else None,
-             "noise": _hash_arrays(np.asarray(noise))[:16] if (augment and noise is not None) else None,
+             "noise": hash_arrays(np.asarray(noise))[:16] if (augment and noise is not None) else None,
              "extra_synthetic": int(extra_synthetic)}
     if label_smoothing:
         hyper["label_smoothing"] = float(label_smoothing)
@@ -517,53 +323,53 @@ def train_kws(
     info = {"model_name": model_name, "task": "kws", "dataset": getattr(data, "name", ""), "labels": labels,
             "features": feat_info, "input_shape": list(input_shape), "alpha": alpha, "seed": seed, **hyper}
 
-    if cache:
-        hit = load_cached(key, compile_fn=_compile_kws)
+    with cache_lock(key, enabled=cache):  # another process making this very model: wait, then load it
+        hit = load_cached(key, compile_fn=_compile_kws) if cache else None
         if hit is not None:
-            _report_hit(hit)
+            report_hit(hit)
             return hit
 
-    # ---- data pipeline
-    x_train_w, y_train = np.asarray(data.x_train, np.float32), np.asarray(data.y_train, np.int64)
-    if extra_synthetic:
-        x_train_w, y_train, added = mix_synthetic(data, int(extra_synthetic), seed=seed)
-        info["synthetic_added"] = added
-    f_train, f_val, f_test = kws_features(data, cfg)
-    y_val, y_test = np.asarray(data.y_val, np.int64), np.asarray(data.y_test, np.int64)
-    n_train = len(y_train)
-    steps = int(np.ceil(n_train / batch_size))
-    if augment and augment.on_waveform:
-        opts = tf.data.Options()
-        opts.deterministic = True
-        fn = feats.tf_fn(cfg)
-        train_ds = (tf.data.Dataset.from_tensor_slices((x_train_w, y_train))
-                    .shuffle(n_train, seed=seed, reshuffle_each_iteration=True).batch(batch_size)
-                    .map(waveform_fn(augment, noise)).map(lambda x, y: (fn(x), y))
-                    .prefetch(tf.data.AUTOTUNE).with_options(opts))
-    else:
+        # ---- data pipeline
+        x_train_w, y_train = np.asarray(data.x_train, np.float32), np.asarray(data.y_train, np.int64)
         if extra_synthetic:
-            with _quiet_retracing():
-                f_extra = np.asarray(feats.compute(x_train_w[len(data.y_train):], cfg, batch_size=256), np.float32)
-            f_train = np.concatenate([f_train, f_extra])
-        train_ds = dataset(f_train, y_train, batch_size, seed=seed, cache=True)
-    if augment and augment.on_features:
-        train_ds = train_ds.map(mask_fn(augment))
-    val_ds = tf.data.Dataset.from_tensor_slices((f_val, y_val)).batch(256).cache()
+            x_train_w, y_train, added = mix_synthetic(data, int(extra_synthetic), seed=seed)
+            info["synthetic_added"] = added
+        f_train, f_val, f_test = kws_features(data, cfg)
+        y_val, y_test = np.asarray(data.y_val, np.int64), np.asarray(data.y_test, np.int64)
+        n_train = len(y_train)
+        steps = int(np.ceil(n_train / batch_size))
+        if augment and augment.on_waveform:
+            opts = tf.data.Options()
+            opts.deterministic = True
+            fn = feats.tf_fn(cfg)
+            train_ds = (tf.data.Dataset.from_tensor_slices((x_train_w, y_train))
+                        .shuffle(n_train, seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+                        .map(waveform_fn(augment, noise)).map(lambda x, y: (fn(x), y))
+                        .prefetch(tf.data.AUTOTUNE).with_options(opts))
+        else:
+            if extra_synthetic:
+                with _quiet_retracing():
+                    f_extra = np.asarray(feats.compute(x_train_w[len(data.y_train):], cfg, batch_size=256), np.float32)
+                f_train = np.concatenate([f_train, f_extra])
+            train_ds = dataset(f_train, y_train, batch_size, seed=seed, cache=True)
+        if augment and augment.on_features:
+            train_ds = train_ds.map(mask_fn(augment))
+        val_ds = tf.data.Dataset.from_tensor_slices((f_val, y_val)).batch(256).cache()
 
-    _compile_kws(model, learning_rate, total_steps=epochs * steps, label_smoothing=label_smoothing)
-    with _Timer() as t:
-        history = fit(model, train_ds, val_ds, epochs=epochs, verbose=verbose, monitor="val_accuracy",
-                      callbacks=[_early_stopping("val_accuracy", "max", patience)])
-    probs = predict(model, f_test)
-    metrics = kws_metrics(y_test, probs, labels)
-    metrics["val_top1"] = float(max(history.get("val_accuracy", [float("nan")])))
-    metrics["best_epoch"] = int(np.argmax(history["val_accuracy"])) + 1 if history.get("val_accuracy") else 0
-    metrics["n_train"] = int(n_train)
-    _compile_kws(model)  # plain optimizer for whoever fine-tunes it next
-    result = TrainResult(model=model, history=history, metrics=metrics, train_time_s=t.seconds,
-                         cache_hit=False, key=key, info=info)
-    if cache:
-        save_cached(result)
+        _compile_kws(model, learning_rate, total_steps=epochs * steps, label_smoothing=label_smoothing)
+        with _Timer() as t:
+            history = fit(model, train_ds, val_ds, epochs=epochs, verbose=verbose, monitor="val_accuracy",
+                          callbacks=[_early_stopping("val_accuracy", "max", patience)])
+        probs = predict(model, f_test)
+        metrics = kws_metrics(y_test, probs, labels)
+        metrics["val_top1"] = float(max(history.get("val_accuracy", [float("nan")])))
+        metrics["best_epoch"] = int(np.argmax(history["val_accuracy"])) + 1 if history.get("val_accuracy") else 0
+        metrics["n_train"] = int(n_train)
+        _compile_kws(model)  # plain optimizer for whoever fine-tunes it next
+        result = TrainResult(model=model, history=history, metrics=metrics, train_time_s=t.seconds,
+                             cache_hit=False, key=key, info=info)
+        if cache:
+            save_cached(result)
     print(f"[train] trained {model_name} on {feat_info.get('name', feat_info.get('kind'))} in {t.seconds:.1f} s "
           f"({len(history['loss'])} epochs): test top-1 {metrics['top1']:.3f}; "
           f"{'cached as ' + key if cache else 'not stored (cache=False)'}")
@@ -664,33 +470,33 @@ def train_forecaster(
     info = {"model_name": model_name, "task": "forecast", "input_shape": list(input_shape),
             "output_shape": list(outputs), "target_names": list(windows.target_names),
             "feature_names": list(windows.feature_names), "alpha": alpha, "seed": seed, **hyper}
-    if cache:
-        hit = load_cached(key, compile_fn=_compile_fc)
+    with cache_lock(key, enabled=cache):  # another process making this very model: wait, then load it
+        hit = load_cached(key, compile_fn=_compile_fc) if cache else None
         if hit is not None:
-            _report_hit(hit)
+            report_hit(hit)
             return hit
 
-    import tensorflow as tf
+        import tensorflow as tf
 
-    n = len(x_train)
-    train_ds = dataset(x_train, y_train, batch_size, seed=seed, cache=True)
-    val_ds = tf.data.Dataset.from_tensor_slices((np.asarray(windows.x_val, np.float32),
-                                                 np.asarray(windows.y_val, np.float32))).batch(1024).cache()
-    steps = int(np.ceil(n / batch_size))
-    _compile_fc(model, learning_rate, total_steps=epochs * steps, target_weights=target_weights)
-    with _Timer() as t:
-        history = fit(model, train_ds, val_ds, epochs=epochs, verbose=verbose, monitor="val_loss",
-                      callbacks=[_early_stopping("val_loss", "min", patience)])
-    metrics = evaluate_forecaster(model, windows, "test")
-    val = evaluate_forecaster(model, windows, "val")
-    metrics.update({f"val_{k}": v for k, v in val.items() if k.endswith("_mae") and not k.startswith("persist")})
-    metrics["best_epoch"] = int(np.argmin(history["val_loss"])) + 1
-    metrics["n_train"] = int(n)
-    _compile_fc(model)
-    result = TrainResult(model=model, history=history, metrics=metrics, train_time_s=t.seconds,
-                         cache_hit=False, key=key, info=info)
-    if cache:
-        save_cached(result)
+        n = len(x_train)
+        train_ds = dataset(x_train, y_train, batch_size, seed=seed, cache=True)
+        val_ds = tf.data.Dataset.from_tensor_slices((np.asarray(windows.x_val, np.float32),
+                                                     np.asarray(windows.y_val, np.float32))).batch(1024).cache()
+        steps = int(np.ceil(n / batch_size))
+        _compile_fc(model, learning_rate, total_steps=epochs * steps, target_weights=target_weights)
+        with _Timer() as t:
+            history = fit(model, train_ds, val_ds, epochs=epochs, verbose=verbose, monitor="val_loss",
+                          callbacks=[_early_stopping("val_loss", "min", patience)])
+        metrics = evaluate_forecaster(model, windows, "test")
+        val = evaluate_forecaster(model, windows, "val")
+        metrics.update({f"val_{k}": v for k, v in val.items() if k.endswith("_mae") and not k.startswith("persist")})
+        metrics["best_epoch"] = int(np.argmin(history["val_loss"])) + 1
+        metrics["n_train"] = int(n)
+        _compile_fc(model)
+        result = TrainResult(model=model, history=history, metrics=metrics, train_time_s=t.seconds,
+                             cache_hit=False, key=key, info=info)
+        if cache:
+            save_cached(result)
     names = [short_target_name(nm) for nm in windows.target_names]
     summary = ", ".join(f"{s} MAE {metrics[f'{s}_mae']:.3f} (persistence {metrics[f'persist_{s}_mae']:.3f})"
                         for s in names)

@@ -25,7 +25,8 @@ MAX_LINES = 700
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("labkit", "labkit.config", "labkit.io", "labkit.metrics", "labkit.bench", "labkit.graph",
                     "labkit.models", "labkit.tflm_probe")),
-    ("data and results", ("labkit.results", "labkit.studies", "labkit.colab", "labkit.data", "labkit.data.*")),
+    ("data and results", ("labkit.results", "labkit.studies", "labkit.colab", "labkit.model_cache", "labkit.data",
+                          "labkit.data.*")),
     ("features, cost, TFLite", ("labkit.features", "labkit.augment", "labkit.estimate", "labkit.tflite",
                                 "labkit.tflite.*")),
     ("training", ("labkit.train",)),

@@ -97,6 +97,42 @@ def test_forecaster_learns_and_cache_hits_then_misses(tmp_data, capsys):
     assert sorted(p.name for p in (tmp_data / "models").iterdir()) == entries and other.key not in entries
 
 
+_TRAIN_ONE = """
+import sys
+sys.path.insert(0, {tests!r})
+from fakes import sine_windows
+from labkit import train
+print("READY", flush=True)
+r = train.train_forecaster("fc_mlp", sine_windows(400), epochs=2, batch_size=32, seed=0, learning_rate=3e-3)
+print("HIT" if r.cache_hit else "TRAINED", r.key, flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_asking_for_the_same_model_train_it_once(tmp_data):
+    """Notebooks side by side may ask for the same model: one trains it, the other waits for it and loads it."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    key = train.train_forecaster("fc_mlp", sine_windows(400), epochs=2, batch_size=32, seed=0, learning_rate=3e-3,
+                                 cache=False).key  # the key, without storing anything
+    script = _TRAIN_ONE.format(tests=str(Path(__file__).parent))
+    with train.cache_lock(key):  # held here until both processes wait for it
+        procs = [subprocess.Popen([sys.executable, "-c", script], env=dict(os.environ), stdout=subprocess.PIPE,
+                                  text=True) for _ in range(2)]
+        assert [p.stdout.readline().strip() for p in procs] == ["READY", "READY"]
+        time.sleep(3.0)  # both reach the lock (TensorFlow is imported by then)
+        assert not (tmp_data / "models" / key).exists()
+    outs = sorted(p.communicate(timeout=300)[0].split()[-2] for p in procs)
+    assert [p.returncode for p in procs] == [0, 0]
+    assert outs == ["HIT", "TRAINED"]  # one trained it; the other waited, then loaded that very entry
+    with train.cache_lock(key):  # cached: no lock is taken, so holding none cannot block
+        assert train.load_cached(key) is not None
+
+
 def test_a_corrupt_cache_entry_is_retrained_and_replaced(tmp_data, capsys):
     w = sine_windows(200)
     first = train.train_forecaster("fc_mlp", w, epochs=1, batch_size=32, seed=0)
