@@ -77,6 +77,9 @@ def test_interleaved_keeps_the_best_round_of_each():
                               "slow": lambda: (calls.append("s"), time.sleep(0.002))}, runs=6, warmup=1, rounds=3)
     assert calls[:3] == ["f", "f", "f"] and calls.count("f") == calls.count("s") == 3 * (1 + 2)  # warm-up + 6/3 runs
     assert best["slow"] >= 2.0 and 0 <= best["fast"] < float("inf")  # the sleep is a lower bound
+    calls.clear()
+    bench.interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, runs=40, warmup=1)
+    assert calls == (["a"] * 11 + ["b"] * 11) * 4  # by default, rounds of about 10 timed calls (40 runs: 4)
 
 
 def test_quantize_input():

@@ -180,9 +180,10 @@ def measure(
 
 
 def interleaved_latency(files: Mapping[str, bytes], x: np.ndarray, *, runs: int = 100, warmup: int = 10,
-                        rounds: int = 3) -> dict[str, float]:
+                        rounds: int | None = None) -> dict[str, float]:
     """Median CPU latency (ms, LiteRT, batch 1, one thread) of several .tflite files measured in
-    ``rounds`` interleaved rounds (``bench.interleaved`` of ``tflite.invoker``), keeping each file's lowest
+    ``rounds`` interleaved rounds (``bench.interleaved`` of ``tflite.invoker``; default: rounds of about 10
+    calls), keeping each file's lowest
     round median: a burst of load from other processes then hits every file alike instead of the one
     being timed. Used by :func:`sweep` (notebook 07)."""
     return bench.interleaved({name: tflite.invoker(data, x) for name, data in files.items()}, runs=runs,
