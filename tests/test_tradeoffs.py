@@ -117,7 +117,7 @@ def test_compare_recorded_puts_notebook_07_beside_the_table(tmp_path):
     table = pd.DataFrame([{"Model": "fc_mlp", "Optimization": "Structured 0.5", "T MAE": 0.581, "Source": "measured here"}])
     out = tradeoffs.compare_recorded(table, "forecast", directory=tmp_path)
     assert out.iloc[0]["07 T MAE"] == 0.406 and out.iloc[0]["difference"] == pytest.approx(0.175)
-    assert out.iloc[0]["08 source"] == "measured here"
+    assert out.iloc[0]["09 source"] == "measured here"
 
 
 def test_latency_notes_are_computed_from_the_trials():

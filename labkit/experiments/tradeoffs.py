@@ -344,7 +344,7 @@ def _tags(sources: Sequence[str]) -> tuple[list[str], dict[str, str]]:
     for s in sources:
         s = str(s)
         if s.startswith("search trial"):
-            tag, meaning = "T" + s.split()[-1], "search trial <n> of this notebook"
+            tag, meaning = "T" + s.split()[-1], "search trial <n> of notebook 08's study"
             legend.setdefault("T<n>", meaning)
         elif s in known:
             tag, meaning = known[s]
@@ -395,8 +395,8 @@ def compare_recorded(table: pd.DataFrame, task: str, *, n_test: int | None = Non
         if r.get("task") != task or key not in here.index or pd.isna(here.loc[key, label]):
             continue
         ours, theirs = float(here.loc[key, label]), float(r["value_int8"])
-        row = {"Model": key[0], "Optimization": key[1], f"07 {label}": theirs, f"08 {label}": ours,
-               "difference": ours - theirs, "08 source": here.loc[key, "Source"]}
+        row = {"Model": key[0], "Optimization": key[1], f"07 {label}": theirs, f"09 {label}": ours,
+               "difference": ours - theirs, "09 source": here.loc[key, "Source"]}
         if task == "kws" and n_test:
             row["noise"] = metrics.accuracy_difference(ours, theirs, n_test)["noise"]
         rows.append(row)
