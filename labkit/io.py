@@ -57,7 +57,8 @@ def file_lock(path: str | os.PathLike) -> Iterator[None]:
     process asking for the same lock waits until it is released (also when the holder dies: the system
     drops the lock with the process). Where ``fcntl`` is missing (Windows) it does not lock, and two
     processes may then both make the same artefact. Used by ``labkit.data.synth.ensure_dataset`` (the
-    synthetic keyword set that notebooks 01 and 03 may ask for at the same time in a report run)."""
+    synthetic keyword set that notebooks 01 and 03 may ask for at the same time in a report run) and
+    ``labkit.model_cache.cache_lock`` (every model-cache entry)."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows

@@ -43,8 +43,10 @@ KERNEL_ENV = {"TF_NUM_INTRAOP_THREADS": "1"}  # every kernel, any jobs: the numb
 
 # What a course notebook waits for when notebooks run side by side (``jobs > 1``): the notebooks whose
 # recorded results it gathers or whose cached models and datasets it would otherwise make itself (its read
-# trace, logs/NN.reads, lists them; tests/test_report.py checks the results part against it). A notebook
-# that is not listed waits for every selected notebook before it, as in a one-at-a-time run.
+# trace, logs/NN.reads, lists them; tests/test_report.py checks the results part against it). Caches are made
+# under a lock (the synthetic set, every model), so waiting for one is about time, not correctness: a notebook
+# started early makes what it needs once, or waits for the process making it. A notebook that is not listed
+# waits for every selected notebook before it, as in a one-at-a-time run.
 NEEDS: dict[str, tuple[str, ...]] = {
     "00_setup_check": (),
     "01_preprocessing": (),  # the synthetic keyword set: made once under a file lock, by 01 or 03, whichever asks first
