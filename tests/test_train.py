@@ -3,6 +3,11 @@ loss, and the model cache (hit on the same recipe, miss on a changed hyper-param
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -111,12 +116,6 @@ print("HIT" if r.cache_hit else "TRAINED", r.key, flush=True)
 @pytest.mark.slow
 def test_two_processes_asking_for_the_same_model_train_it_once(tmp_data):
     """Notebooks side by side may ask for the same model: one trains it, the other waits for it and loads it."""
-    import os
-    import subprocess
-    import sys
-    import time
-    from pathlib import Path
-
     key = train.train_forecaster("fc_mlp", sine_windows(400), epochs=2, batch_size=32, seed=0, learning_rate=3e-3,
                                  cache=False).key  # the key, without storing anything
     script = _TRAIN_ONE.format(tests=str(Path(__file__).parent))
