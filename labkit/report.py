@@ -63,7 +63,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
 TYPICAL_SECONDS: dict[str, float] = {
     "00_setup_check": 14, "01_preprocessing": 45, "02_estimation": 21, "03_training_kws": 115,
     "04_training_forecasting": 22, "05_conversion": 40, "06_quantization": 110, "07_pruning": 195,
-    "08_tradeoffs": 110, "09_claims": 65,
+    "08_tradeoffs": 110, "09_claims": 45,
 }
 
 

@@ -142,6 +142,9 @@ def test_07_pruning_summary(smoke_report):
         assert rows.loc["Sparse 0.9", "zlib_kb"] < rows.loc["Sparse 0.8", "zlib_kb"] < rows.loc["Baseline", "zlib_kb"]
         # a whole prediction (features or normalisation, inference, argmax) takes longer than the interpreter call
         assert (rows["total_ms"] > rows["latency_ms"]).all(), rows[["latency_ms", "total_ms"]]
+    # the forecaster's second target too, Keras and int8: notebook 09 takes whole rows from this table
+    fc = summary.loc["forecast"]
+    assert np.isfinite(fc[["RH_mae", "RH_mae_int8"]].to_numpy(float)).all() and (fc["RH_mae_int8"] > 0).all()
 
 
 @pytest.mark.parametrize("table, key_table", [("08_preset_checks", "08_tradeoffs"),      # over the search trials

@@ -217,17 +217,33 @@ def test_recorded_rows_only_gathers_measurements_of_the_same_model(tmp_reports):
          "zlib_kb": 92.3, "latency_ms": 0.03, "total_ms": 1.21},
         {"task": "kws", "model": "mlp", "variant": "Sparse 0.9", "value": 0.50, "value_int8": 0.49, "tflite_kb": 277.2,
          "zlib_kb": 80.1, "latency_ms": 0.03},                                     # recorded before total_ms
-    ], features="mfcc_a", norm="l1", dataset="synthetic", finetune_epochs=cfg.prune_epochs,
-        bench_runs=cfg.bench_runs, max_train_samples=None)
+        {"task": "forecast", "model": "fc_mlp", "variant": "Baseline", "value": 0.46504, "value_int8": 0.47,
+         "RH_mae_int8": 3.1, "tflite_kb": 7.7, "zlib_kb": 4.1, "latency_ms": 0.002, "total_ms": 0.03},
+        {"task": "forecast", "model": "fc_mlp", "variant": "Sparse 0.8", "value": 0.46, "value_int8": 0.462,
+         "RH_mae_int8": 3.05, "tflite_kb": 7.7, "zlib_kb": 3.1, "latency_ms": 0.002, "total_ms": 0.03},
+        {"task": "forecast", "model": "fc_mlp", "variant": "Sparse 0.9", "value": 0.47, "value_int8": 0.471,
+         "tflite_kb": 7.7, "zlib_kb": 2.9, "latency_ms": 0.002},                  # recorded before RH_mae_int8
+        {"task": "forecast", "model": "fc_cnn", "variant": "Baseline", "value": 0.39, "value_int8": 0.39,
+         "RH_mae_int8": 3.0, "tflite_kb": 6.2, "zlib_kb": 3.6, "latency_ms": 0.002},   # another fc_cnn: stale
+        {"task": "forecast", "model": "fc_cnn", "variant": "Sparse 0.8", "value": 0.41, "value_int8": 0.41,
+         "RH_mae_int8": 3.0, "tflite_kb": 6.2, "zlib_kb": 2.4, "latency_ms": 0.002},
+    ], features="mfcc_a", norm="l1", dataset="synthetic", forecast_dataset=cfg.forecast_dataset,
+        finetune_epochs=cfg.prune_epochs, bench_runs=cfg.bench_runs, max_train_samples=None)
 
     kws = tradeoffs.recorded_rows("kws", {"mlp": {"top1": 0.70}, "cnn": {"top1": 0.80}}, cfg, dataset_name="synthetic")
     assert sorted(kws) == [("mlp", "FP32"), ("mlp", "Sparse 0.8"), ("mlp", "Sparse 0.9")]
     assert kws[("mlp", "FP32")]["size_kb"] == 934.7 and kws[("mlp", "FP32")]["source"] == "notebook 05"
     assert kws[("mlp", "Sparse 0.8")]["top1"] == 0.53 and kws[("mlp", "Sparse 0.8")]["total_ms"] == 1.21
     assert np.isnan(kws[("mlp", "Sparse 0.9")]["total_ms"])
-    fc = tradeoffs.recorded_rows("forecast", {"fc_mlp": {"T_mae": 0.465}}, cfg)
-    assert sorted(fc) == [("fc_mlp", "INT8 W"), ("fc_mlp", "INT8 W+A")] and fc[("fc_mlp", "INT8 W")]["T_mae"] == 0.47
+    fc = tradeoffs.recorded_rows("forecast", {"fc_mlp": {"T_mae": 0.465}, "fc_cnn": {"T_mae": 0.38}}, cfg)
+    assert sorted(fc) == [("fc_mlp", "INT8 W"), ("fc_mlp", "INT8 W+A"), ("fc_mlp", "Sparse 0.8")]
+    assert fc[("fc_mlp", "INT8 W")]["T_mae"] == 0.47
     assert fc[("fc_mlp", "INT8 W+A")]["T_mae"] == 0.80 and fc[("fc_mlp", "INT8 W+A")]["size_kb"] == 3.7
+    # notebook 07's pruned forecaster: both MAEs of its int8 file, its sizes and latencies
+    assert fc[("fc_mlp", "Sparse 0.8")] == {"T_mae": 0.462, "RH_mae": 3.05, "size_kb": 3.1, "tflite_kb": 7.7,
+                                           "inference_ms": 0.002, "total_ms": 0.03, "source": "notebook 07"}
+    assert tradeoffs.recorded_rows("forecast", {"fc_mlp": {"T_mae": 0.465}}, cfg.replace(forecast_dataset="jena"),
+                                   ).keys().isdisjoint({("fc_mlp", "Sparse 0.8")})  # another series: 07's rows are not it
     # other settings (a smoke run's records, another dataset) are never gathered
     assert tradeoffs.recorded_rows("kws", {"mlp": {"top1": 0.70}}, config.profile("smoke"), dataset_name="synthetic") == {}
     assert tradeoffs.recorded_rows("kws", {"mlp": {"top1": 0.70}}, cfg, dataset_name="mini_speech_commands") == {}

@@ -354,8 +354,9 @@ def summary_table(result: SweepResult | pd.DataFrame, task: Task,
     with the metric of the Keras model (``value``, the effect of pruning alone) and of the int8 .tflite
     (``value_int8``, pruning plus quantization), the int8 file's size and zlib size in kB, its measured
     CPU latency (the interpreter call, and ``total_ms``: a whole prediction), the estimated MCU latency,
-    and the change against the baseline (metrics in their own units, the rest in %). Used by notebook 07
-    and benchmarks/pruning.py.
+    and the change against the baseline (metrics in their own units, the rest in %). The task's other
+    metrics (a forecaster's ``RH_mae``) come beside it, of the Keras model and (``RH_mae_int8``) of the
+    int8 file, so that notebook 09 can take whole rows from it. Used by notebook 07 and benchmarks/pruning.py.
     """
     table = result.table if isinstance(result, SweepResult) else result
     table = table[table["task"] == task.name].set_index("variant")
@@ -381,6 +382,8 @@ def summary_table(result: SweepResult | pd.DataFrame, task: Task,
             "zlib_change_pct": 100 * (r["int8_zlib_kb"] / base["int8_zlib_kb"] - 1),
             "latency_ms": float(r["cpu_ms"]), "latency_change_pct": 100 * (r["cpu_ms"] / base["cpu_ms"] - 1),
             "total_ms": float(r.get("total_ms", float("nan"))), "mcu_ms_est": float(r["mcu_ms_est"]),
+            **{f"{k}{s}": float(r[f"{k}{s}"]) for k in task.extra_metrics for s in ("", "_int8")
+               if f"{k}{s}" in r.index},
         })
     return pd.DataFrame(rows)
 

@@ -110,8 +110,9 @@ def recorded_rows(task: str, baselines: Mapping[str, Mapping[str, Any]], cfg: co
     recorded float metric of each model must equal ``baselines[model]`` (the metrics of the model in
     today's cache), so rows of an older model are ignored. Every int8 W+A row, recorded or measured here, is
     calibrated by the kit's one rule (``Task.calibration_inputs``), so recorded W+A rows are taken too.
-    KWS rows of notebook 07 take its int8 file's interpreter call (``latency_ms``) and whole prediction
-    (``total_ms``: features + inference + argmax; NaN in results recorded before it was measured).
+    Rows of notebook 07 (the KWS model and the forecaster it pruned) take its int8 file's metrics (a
+    forecaster's both MAEs: results recorded before 07 kept ``RH_mae_int8`` are skipped), its interpreter call
+    (``latency_ms``) and whole prediction (``total_ms``: NaN in results recorded before it was measured).
     Used by notebook 09 (through :func:`course_table`)."""
     _check_task(task)
     out: dict[tuple[str, str], dict[str, Any]] = {}
@@ -132,24 +133,32 @@ def recorded_rows(task: str, baselines: Mapping[str, Mapping[str, Any]], cfg: co
                 out[(model, mode)] = {"top1": r["top1"], **sizes}
             elif task == "forecast" and _close(r.get("keras_T_mae"), baselines[model].get("T_mae"), 1e-4):
                 out[(model, mode)] = {"T_mae": r["T_mae"], "RH_mae": r["RH_mae"], **sizes}
-    if task != "kws" or cfg.eval_limit is not None:  # notebook 07 scores the whole test split
+    if cfg.eval_limit is not None:  # notebook 07 scores the whole test split
         return out
     settings = sweep_settings(cfg)
-    expected = {"features": features, "norm": "l1", "dataset": dataset_name or None,
-                **{k: settings[k] for k in ("finetune_epochs", "bench_runs", "max_train_samples")}}
-    if not dataset_name:
-        expected.pop("dataset")
+    expected = {"norm": "l1", **{k: settings[k] for k in ("finetune_epochs", "bench_runs", "max_train_samples")}}
+    if task == "kws":
+        expected.update({"features": features, "dataset": dataset_name or None})
+        if not dataset_name:
+            expected.pop("dataset")
+    else:
+        expected["forecast_dataset"] = cfg.forecast_dataset
     doc = _load_doc("07_pruning", directory)
-    if _same_settings(doc, cfg, expected):
-        rows = [r for r in doc["rows"] if r.get("task") == "kws" and r.get("model") in baselines]
-        same_model = {r["model"] for r in rows if r["variant"] == "Baseline"
-                      and _close(r["value"], baselines[r["model"]].get("top1"), 1e-9)}
-        for r in rows:
-            if r["model"] in same_model and r["variant"] in COURSE_OPTIMIZATIONS:
-                out[(r["model"], r["variant"])] = {
-                    "top1": r["value_int8"], "size_kb": r["zlib_kb"], "tflite_kb": r["tflite_kb"],
-                    "inference_ms": r["latency_ms"], "total_ms": r.get("total_ms", float("nan")),
-                    "source": "notebook 07"}
+    if not _same_settings(doc, cfg, expected):
+        return out
+    metric, extra, tol = ("top1", None, 1e-9) if task == "kws" else ("T_mae", "RH_mae", 1e-4)
+    rows = [r for r in doc["rows"] if r.get("task") == task and r.get("model") in baselines]
+    same_model = {r["model"] for r in rows if r["variant"] == "Baseline"
+                  and _close(r["value"], baselines[r["model"]].get(metric), tol)}
+    for r in rows:
+        if r["model"] not in same_model or r["variant"] not in COURSE_OPTIMIZATIONS:
+            continue
+        if extra is not None and f"{extra}_int8" not in r:  # recorded before 07 kept the other target
+            continue
+        out[(r["model"], r["variant"])] = {
+            metric: r["value_int8"], **({extra: r[f"{extra}_int8"]} if extra else {}), "size_kb": r["zlib_kb"],
+            "tflite_kb": r["tflite_kb"], "inference_ms": r["latency_ms"], "total_ms": r.get("total_ms", float("nan")),
+            "source": "notebook 07"}
     return out
 
 
