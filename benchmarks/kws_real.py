@@ -54,7 +54,7 @@ import time
 from typing import Any
 
 import labkit  # noqa: F401  (before TensorFlow)
-from labkit import augment, config, data, tasks, tflite, train
+from labkit import augment, config, data, search, tasks, tflite, train
 from labkit.experiments import training
 
 FOLDER = "speech_commands_test_v0.02_part_a"
@@ -76,11 +76,22 @@ RECIPES: dict[str, dict[str, Any]] = {
 """Named ``train_kws`` settings compared by ``--recipes``."""
 
 
-def int8_result(result: train.TrainResult, kws: data.KWSData, features: str) -> dict[str, float]:
+def int8_result(model: Any, task: tasks.Task) -> dict[str, float]:
     """Test top-1 of the full-integer TFLite conversion (calibrated on training features) and its zlib size."""
-    task = tasks.kws_task(kws, features=features)
-    tfl = tflite.convert(result.model, "int8_wa", representative=task.calibration_inputs())
+    tfl = tflite.convert(model, "int8_wa", representative=task.calibration_inputs())
     return {"int8_top1": task.evaluate(tfl)["top1"], "int8_zlib_kb": tfl.zlib_size / 1024}
+
+
+def pruned_rows(res: train.TrainResult, task: tasks.Task, args: argparse.Namespace, int8: bool) -> list[dict]:
+    """``res``'s model pruned with notebook 07's recipe (``search.pruned_model``: structured ``--keeps``,
+    unstructured ``--sparsities``, each fine-tuned ``--prune-epochs``): one row each, float and int8 top-1."""
+    out = []
+    for kind, level in [("keep", k) for k in args.keeps] + [("sparse", s) for s in args.sparsities]:
+        p = search.pruned_model(res, task, epochs=args.prune_epochs, **{"keep" if kind == "keep" else "sparsity": level})
+        row = {"pruning": f"{kind} {level:g}", "top1": task.evaluate(p.model)["top1"], "val_top1": float("nan"),
+               "params": int(p.info["nonzero_params"]), "epochs": args.prune_epochs, "train_s": round(p.train_time_s, 1)}
+        out.append({**row, **(int8_result(p.model, task) if int8 else {})})
+    return out
 
 
 def _parse_sets(pairs: list[str]) -> dict[str, Any]:
@@ -109,6 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fold-ids", type=int, nargs="+", default=None, help="run only these folds")
     ap.add_argument("--cache", action="store_true", help="reuse cached models (default: retrain and time)")
     ap.add_argument("--no-int8", action="store_true", help="skip the int8 conversion")
+    ap.add_argument("--sparsities", type=float, nargs="*", default=[], help="also prune each model to these "
+                    "sparsities (gradual magnitude pruning while fine-tuning, notebook 07's recipe)")
+    ap.add_argument("--keeps", type=float, nargs="*", default=[], help="also prune each model's channels, keeping "
+                    "these fractions (structured, then fine-tuned)")
+    ap.add_argument("--prune-epochs", type=int, default=15, help="fine-tuning epochs of each pruned row")
     args = ap.parse_args(argv)
 
     shared = config.shared_data_dir()
@@ -142,21 +158,22 @@ def main(argv: list[str] | None = None) -> int:
                 kw = {**RECIPES[recipe], **overrides}
                 res = train.train_kws(model, split, feats, epochs=args.epochs, batch_size=args.batch_size, seed=seed,
                                       alpha=alpha, cache=args.cache, **kw)
-                row = {"fold": split.info.get("fold", "-"), "seed": seed, "model": model, "features": feats,
-                       "recipe": recipe, "alpha": alpha, "top1": res.metrics["top1"],
-                       "val_top1": res.metrics["val_top1"], "params": res.params,
-                       "epochs": len(res.history["loss"]), "train_s": round(res.train_time_s, 1)}
-                if not args.no_int8:
-                    row.update(int8_result(res, split, feats))
-                rows.append(row)
-                print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
+                task = tasks.kws_task(split, model, feats, epochs=args.epochs, batch_size=args.batch_size, seed=seed)
+                head = {"fold": split.info.get("fold", "-"), "seed": seed, "model": model, "features": feats,
+                        "recipe": recipe, "alpha": alpha}
+                row = {"pruning": "-", "top1": res.metrics["top1"], "val_top1": res.metrics["val_top1"],
+                       "params": res.params, "epochs": len(res.history["loss"]), "train_s": round(res.train_time_s, 1),
+                       **({} if args.no_int8 else int8_result(res.model, task))}
+                for r in [row, *pruned_rows(res, task, args, not args.no_int8)]:
+                    rows.append({**head, **r})
+                    print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in rows[-1].items()}, flush=True)
     df = pd.DataFrame(rows)
     print(f"\n== KWS on real speech ({kws.info['source']}), {len(kws.labels)} words, "
           f"{'%d-fold speaker CV' % args.folds if args.folds else 'test n=%d' % len(kws.y_test)}, "
           f"epochs<={args.epochs}, overrides {overrides or 'none'}, total {time.perf_counter() - t0:.0f} s")
     print(df.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    if len(df) > len(plan):
-        keys = ["model", "features", "recipe", "alpha"]
+    if len(splits) * len(args.seeds) > 1:
+        keys = ["model", "features", "recipe", "alpha", "pruning"]
         cols = [c for c in ("top1", "int8_top1") if c in df]
         agg = df.groupby(keys, sort=False)[cols].agg(["mean", "std", "min", "max"])
         if "int8_zlib_kb" in df:
