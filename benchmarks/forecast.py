@@ -18,7 +18,10 @@ at all 10 minute offsets (10x the windows; same val/test) 0.815-0.867, first dif
 7-20, 0.807 +- 0.027 over seeds 0-20): none reaches 0.80. More inputs (2026-12-01, same baseline and seeds; the
 extra columns through ``make_windows(features=...)``): Payerne's own irradiance (GHI from the BSRN file, 10-min
 means) RH 0.841 +- 0.043, GHI + longwave down 0.835 +- 0.025, dew point 0.839 +- 0.029, absolute humidity
-0.839 +- 0.026: each extra input makes both ratios worse on June's ~3,000 training windows.
+0.839 +- 0.026: each extra input makes both ratios worse on June's ~3,000 training windows. Forecasting the dew
+point instead of RH (inputs T, dew point, p + time of day; targets T and dew point; RH derived from both with the
+Magnus formula; 2026-12-01, fc_mlp, seeds 0-6, a wrapper outside this script) gave RH 0.861 +- 0.021 and T
+0.747 +- 0.050 against the same seeds' 0.819 / 0.683: worse on both.
 """
 from __future__ import annotations
 
