@@ -130,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", action="store_true", help="reuse cached models (default: retrain and time)")
     ap.add_argument("--no-int8", action="store_true", help="skip the int8 conversion")
     ap.add_argument("--sparsities", type=float, nargs="*", default=[], help="also prune each model to these "
-                    "sparsities (gradual magnitude pruning while fine-tuning, notebook 07's recipe)")
+                    "sparsities (gradual magnitude pruning while fine-tuning, notebook 07's recipe; pruned models go "
+                    "through the model cache, even without --cache)")
     ap.add_argument("--keeps", type=float, nargs="*", default=[], help="also prune each model's channels, keeping "
                     "these fractions (structured, then fine-tuned)")
     ap.add_argument("--prune-epochs", type=int, default=15, help="fine-tuning epochs of each pruned row")
@@ -167,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
                 kw = {**RECIPES[recipe], **overrides}
                 res = train.train_kws(model, split, feats, epochs=args.epochs, batch_size=args.batch_size, seed=seed,
                                       alpha=alpha, cache=args.cache, **kw)
-                task = tasks.kws_task(split, model, feats, epochs=args.epochs, batch_size=args.batch_size, seed=seed)
+                task = tasks.kws_task(split, model, feats, epochs=args.epochs, batch_size=args.batch_size, seed=seed,
+                                      learning_rate=kw.get("learning_rate"))  # fine-tunes start from the same rate
                 head = {"fold": split.info.get("fold", "-"), "seed": seed, "model": model, "features": feats,
                         "recipe": recipe, "alpha": alpha}
                 row = {"pruning": "-", "top1": res.metrics["top1"], "val_top1": res.metrics["val_top1"],
