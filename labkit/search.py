@@ -622,7 +622,8 @@ def best_configs(trials: pd.DataFrame, task: str, *, reference: Mapping[str, Any
     objectives and ``beats_persistence`` (the parameters are in ``config``). With a
     ``reference`` (the persistence forecast, :func:`persistence_reference`), trials that do not beat it are
     no candidates (:func:`mark_persistence`) and each preset also gets a row for the reference itself
-    (status "reference: no model"), so that a limit the free forecast already meets shows as such.
+    (status "reference: no model", ``beats_persistence`` False: it does not beat itself), so that a limit the
+    free forecast already meets shows as such.
     Used by notebooks 08-09."""
     metric, sense = PRIMARY[_check_task(task)]
     if reference is not None and len(trials):
@@ -630,7 +631,8 @@ def best_configs(trials: pd.DataFrame, task: str, *, reference: Mapping[str, Any
     best = best_per_preset(trials, presets_for(task), primary=metric, sense=sense)
     if reference is not None:
         refs = pd.DataFrame([{"preset": p.name, "constraints": str(p).split(": ", 1)[1],
-                              "status": "reference: no model", **reference} for p in presets_for(task)])
+                              "status": "reference: no model", **reference, "beats_persistence": False}
+                             for p in presets_for(task)])  # persistence does not beat itself
         best = pd.concat([best, refs], ignore_index=True)
         best["order"] = [list(PRESETS).index(p) for p in best["preset"]]
         best = best.sort_values(["order"], kind="stable").drop(columns="order").reset_index(drop=True)

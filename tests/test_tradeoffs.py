@@ -33,6 +33,7 @@ def test_forecasters_that_do_not_beat_persistence_leave_the_front_and_the_picks(
     assert set(picks["trial"]) == {0}  # 'worse T' meets forecast_b's size (1.5 < 1.7 kB) but is not a candidate
     refs = best[best["status"] == "reference: no model"]
     assert refs["preset"].tolist() == ["forecast_a", "forecast_b"]
+    assert refs["beats_persistence"].tolist() == [False, False]  # not NaN: astype(bool) would make NaN True
     checks = search.preset_checks(best).set_index(["preset", "status", "metric"])
     # persistence itself meets forecast_b's T limit (0.50 < 0.6) and its size limit, not the RH one
     assert checks.loc[("forecast_b", "reference: no model", "T_mae"), "passed"]
