@@ -55,15 +55,17 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "04_training_forecasting": (),
     "05_conversion": ("03_training_kws", "04_training_forecasting"),
     "06_quantization": ("03_training_kws", "04_training_forecasting"),
-    "07_pruning": ("03_training_kws", "04_training_forecasting"),
-    "08_tradeoffs": ("03_training_kws", "04_training_forecasting", "05_conversion"),  # beside 07: 09 gathers 07's rows
+    # 07 needs one model of 03's (the DS-CNN on MFCC): it starts beside 03 (the model is made once, under a lock,
+    # by whichever asks first), so the longest notebook does not wait ~3 minutes for 03's other models
+    "07_pruning": ("04_training_forecasting",),
+    "08_tradeoffs": ("03_training_kws", "04_training_forecasting"),  # beside 07: 09 gathers 07's rows
 }
-# Seconds a notebook took in a quick report on 2 cores (fresh clone, 2026-12-01): before a notebook's first
+# Seconds a notebook took in a quick report on 2 cores (fresh clone, 2026-12-02): before a notebook's first
 # run (no manifest entry yet) they stand in for its last run time when ordering the work.
 TYPICAL_SECONDS: dict[str, float] = {
-    "00_setup_check": 14, "01_preprocessing": 45, "02_estimation": 21, "03_training_kws": 115,
-    "04_training_forecasting": 22, "05_conversion": 40, "06_quantization": 110, "07_pruning": 195,
-    "08_tradeoffs": 110, "09_claims": 45,
+    "00_setup_check": 19, "01_preprocessing": 43, "02_estimation": 31, "03_training_kws": 196,
+    "04_training_forecasting": 34, "05_conversion": 54, "06_quantization": 149, "07_pruning": 352,
+    "08_tradeoffs": 158, "09_claims": 63,
 }
 
 
