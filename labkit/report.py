@@ -59,6 +59,9 @@ NEEDS: dict[str, tuple[str, ...]] = {
     # by whichever asks first), so the longest notebook does not wait ~3 minutes for 03's other models
     "07_pruning": ("04_training_forecasting",),
     "08_tradeoffs": ("03_training_kws", "04_training_forecasting"),  # beside 07: 09 gathers 07's rows
+    # 09 gathers the results of 03-07 and 08's search, not 00-02's: it can run beside the last of those
+    "09_claims": ("03_training_kws", "04_training_forecasting", "05_conversion", "06_quantization", "07_pruning",
+                  "08_tradeoffs"),
 }
 # Seconds a notebook took in a quick report on 2 cores (fresh clone, 2026-12-02): before a notebook's first
 # run (no manifest entry yet) they stand in for its last run time when ordering the work.
