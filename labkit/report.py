@@ -12,9 +12,11 @@ papermill's log to ``reports/logs/NN_name.log``. A failing notebook is still ren
 visible, and marked failed; the others run, and a failure is never cached.
 
 With ``jobs=2`` (the default on a machine with two or more cores) two notebooks run side by side, each in
-its own process, when :data:`NEEDS` allows it: a notebook starts once the notebooks whose results or caches
-it reads are done. Every kernel runs TensorFlow on one intra-op thread (``TF_NUM_INTRAOP_THREADS=1``,
-whatever ``jobs`` is), so the numbers do not depend on how many notebooks ran at once.
+its own process, when :data:`NEEDS` allows it: a notebook starts once the notebooks whose results it reads
+are done, and those whose cached models it uses unless making a model itself costs less than waiting (a cache
+entry is made once, under a lock, by whichever notebook asks first). Every kernel runs TensorFlow on one
+intra-op thread (``TF_NUM_INTRAOP_THREADS=1``, whatever ``jobs`` is), so the numbers do not depend on how many
+notebooks ran at once.
 """
 from __future__ import annotations
 
@@ -59,7 +61,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
     # by whichever asks first), so the longest notebook does not wait ~3 minutes for 03's other models
     "07_pruning": ("04_training_forecasting",),
     "08_tradeoffs": ("03_training_kws", "04_training_forecasting"),  # beside 07: 09 gathers 07's rows
-    # 09 gathers the results of 03-07 and 08's search, not 00-02's: it can run beside the last of those
+    # 09 gathers the results of 03-07 and 08's search, not 00-02's: those can run beside it
     "09_claims": ("03_training_kws", "04_training_forecasting", "05_conversion", "06_quantization", "07_pruning",
                   "08_tradeoffs"),
 }
