@@ -13,10 +13,10 @@ visible, and marked failed; the others run, and a failure is never cached.
 
 With ``jobs=2`` (the default on a machine with two or more cores) two notebooks run side by side, each in
 its own process, when :data:`NEEDS` allows it: a notebook starts once the notebooks whose results it reads
-are done, and those whose cached models it uses unless making a model itself costs less than waiting (a cache
-entry is made once, under a lock, by whichever notebook asks first). Every kernel runs TensorFlow on one
-intra-op thread (``TF_NUM_INTRAOP_THREADS=1``, whatever ``jobs`` is), so the numbers do not depend on how many
-notebooks ran at once.
+are done, and the notebooks whose cached models it uses unless :data:`NEEDS` lets it start beside them (07
+beside 03: a cache entry is made once, under a lock, by whichever notebook asks first). Every kernel runs
+TensorFlow on one intra-op thread (``TF_NUM_INTRAOP_THREADS=1``, whatever ``jobs`` is), so the numbers do not
+depend on how many notebooks ran at once.
 """
 from __future__ import annotations
 
